@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+//
+// ringcap: a multi-camera frame recorder. See README.md and ../shared/design.md.
+//
+// Module graph (one direction only):
+//   ringcap (CLI) -> RingcapKit -> RingBuffer, COpenCV, CGPS
+import PackageDescription
+
+/// OpenCV 4 from Debian puts its headers under /usr/include/opencv4; the lean -dev packages
+/// (core, imgproc, imgcodecs, videoio) ship no opencv4.pc, so the path and the libraries are
+/// named here instead of through pkg-config. Only the modules the shim uses are linked.
+let openCVInclude = "/usr/include/opencv4"
+
+let package = Package(
+    name: "ringcap",
+    products: [
+        .library(name: "RingBuffer", targets: ["RingBuffer"]),
+        .library(name: "RingcapKit", targets: ["RingcapKit"]),
+        .executable(name: "ringcap", targets: ["ringcap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .target(
+            name: "RingBuffer",
+            swiftSettings: [.enableExperimentalFeature("StrictConcurrency")]
+        ),
+        .target(
+            name: "COpenCV",
+            cxxSettings: [.unsafeFlags(["-I\(openCVInclude)", "-O3"])],
+            linkerSettings: [
+                .linkedLibrary("opencv_core"),
+                .linkedLibrary("opencv_imgproc"),
+                .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_videoio"),
+                .linkedLibrary("turbojpeg"),
+            ]
+        ),
+        .systemLibrary(
+            name: "CGPS",
+            pkgConfig: "libgps",
+            providers: [.apt(["libgps-dev"])]
+        ),
+        .target(
+            name: "RingcapKit",
+            dependencies: [
+                "RingBuffer", "COpenCV", "CGPS",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "ringcap",
+            dependencies: [
+                "RingcapKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RingBufferTests", dependencies: ["RingBuffer"]),
+        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)
