@@ -1,0 +1,274 @@
+import Foundation
+import Testing
+@testable import RingcapKit
+
+/// GPSReader against real gpsd: fed by gpsfake, by NMEA over UDP, by a pseudo-terminal, or absent.
+/// Every test uses its own free ports and stops what it starts by PID.
+@Suite struct GPSReaderTests {
+    /// Distinct fixes (by their own time) seen in the snapshot while `until` is false.
+    static func collectFixes(_ snapshot: GPSSnapshot, timeout: Double, until done: ([GPSFix]) -> Bool) async throws -> [GPSFix] {
+        var fixes: [GPSFix] = []
+        _ = try await waitUntil(timeout: timeout) {
+            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+            return done(fixes)
+        }
+        return fixes
+    }
+
+    /// Checks a fix against the track at the fix's own time.
+    static func expectOnTrack(_ fix: GPSFix, _ track: NMEATrack, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(fix.timeNs != GPSFix.noTime, sourceLocation: sourceLocation)
+        let expected = track.position(atUnixNs: fix.timeNs)
+        #expect(abs(fix.latitude - expected.lat) < 1e-6, "lat \(fix.latitude) vs \(expected.lat)", sourceLocation: sourceLocation)
+        #expect(abs(fix.longitude - expected.lon) < 1e-6, "lon \(fix.longitude) vs \(expected.lon)", sourceLocation: sourceLocation)
+        #expect(fix.mode == 2 || fix.mode == 3, sourceLocation: sourceLocation)
+        if fix.mode == 3 {
+            #expect(abs(fix.altitudeM - track.altitudeM) < 0.05, "alt \(fix.altitudeM)", sourceLocation: sourceLocation)
+        }
+        if fix.speedMps.isFinite {
+            // RMC carries knots with 3 decimals.
+            #expect(abs(fix.speedMps - track.speedMps) < 0.01, "speed \(fix.speedMps)", sourceLocation: sourceLocation)
+        }
+        if fix.trackDeg.isFinite {
+            #expect(abs(fix.trackDeg - track.courseDeg) < 0.01, sourceLocation: sourceLocation)
+        }
+        let age = GPSClock.monotonicNs() &- fix.receivedMonotonicNs
+        #expect(age < 10_000_000_000, sourceLocation: sourceLocation)
+    }
+
+    static func gpsfake(_ log: String, port: UInt16, once: Bool, secondsPerSentence: Double) throws -> TestProcess {
+        var args = ["-q", "-n", "-c", String(secondsPerSentence), "-P", String(port)]
+        if once { args.append("-1") }
+        args.append(log)
+        return try TestProcess("gpsfake", args)
+    }
+
+    @Test func carFromGPSFakeMatchesTrack() async throws {
+        let dir = try TemporaryDirectory()
+        let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970) - 5, fixes: 40)
+        try track.write(to: dir.path + "/car.nmea")
+        let port = freeLoopbackPort()
+        let gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: true, secondsPerSentence: 0.1)
+        defer { gpsfake.stop() }
+        #expect(try await waitUntil(timeout: 5) { isListening(port) })
+
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
+        #expect(reader.label == "gpsd://127.0.0.1:\(port)")
+        reader.start()
+        let fixes = try await Self.collectFixes(snapshot, timeout: 15) { $0.count >= 12 }
+        reader.stop()
+        #expect(snapshot.read() == nil, "stop() withdraws the fix")
+        try #require(fixes.count >= 12, "only \(fixes.count) fixes")
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        #expect(fixes.contains { $0.mode == 3 })
+        #expect(log.count(containing: "positions from") == 1)
+        #expect(log.count(containing: "cannot reach") == 0)
+    }
+
+    /// A vessel whose NMEA times are an hour behind this machine's clock, played at one fix a
+    /// second: the reader measures the offset and warns once.
+    @Test func vesselClockOffsetIsMeasured() async throws {
+        let dir = try TemporaryDirectory()
+        let start = Int64(Date().timeIntervalSince1970) - 3600
+        let track = NMEATrack.vessel(start: start, fixes: 30)
+        try track.write(to: dir.path + "/vessel.nmea")
+        let port = freeLoopbackPort()
+        let gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port, once: true, secondsPerSentence: 0.5)
+        defer { gpsfake.stop() }
+
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
+        reader.start()
+        defer { reader.stop() }
+        let fixes = try await Self.collectFixes(snapshot, timeout: 15) { $0.count >= 4 }
+        try #require(fixes.count >= 4)
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        #expect(fixes.allSatisfy { $0.latitude < 0 && $0.longitude < 0 })
+        let offset = try #require(reader.clockOffsetMs)
+        // gpsfake starts playing a second or two after it is started and plays a little slower
+        // than a fix a second; fix times are whole seconds. What matters is the hour.
+        #expect(offset < -3_600_000 + 1_000 && offset > -3_600_000 - 10_000, "offset \(offset) ms")
+        #expect(log.count(containing: "the system clock is") == 1)
+    }
+
+    /// gpsd goes away and comes back: the fix is withdrawn, the loss is said once, positions resume.
+    @Test func reconnectsAfterGPSDRestart() async throws {
+        let dir = try TemporaryDirectory()
+        let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970), fixes: 30)
+        try track.write(to: dir.path + "/car.nmea")
+        let port = freeLoopbackPort()
+        var gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
+
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
+        reader.start()
+        defer { reader.stop() }
+        #expect(try await waitUntil(timeout: 10) { snapshot.read() != nil })
+
+        gpsfake.stop()
+        #expect(try await waitUntil(timeout: 3) { snapshot.read() == nil }, "fix withdrawn when gpsd goes away")
+        #expect(log.count(containing: "lost gpsd") == 1)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(snapshot.read() == nil)
+
+        gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        defer { gpsfake.stop() }
+        let fixes = try await Self.collectFixes(snapshot, timeout: 15) { $0.count >= 3 }
+        try #require(fixes.count >= 3, "positions resume after gpsd comes back")
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        #expect(log.count(containing: "lost gpsd") == 1, "said once per outage")
+        #expect(log.count(containing: "positions from") == 2)
+    }
+
+    /// Nothing listens: no fix, one message, no crash; when gpsd appears later, positions come.
+    @Test func missingGPSDThenAppears() async throws {
+        let dir = try TemporaryDirectory()
+        let track = NMEATrack.vessel(start: Int64(Date().timeIntervalSince1970), fixes: 30)
+        try track.write(to: dir.path + "/vessel.nmea")
+        let port = freeLoopbackPort()
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
+        reader.start()
+        defer { reader.stop() }
+        try await Task.sleep(for: .seconds(2))  // attempts at 0, 0.5, 1.5 s
+        #expect(snapshot.read() == nil)
+        #expect(log.count(containing: "cannot reach gpsd") == 1)
+        #expect(log.messages.first { $0.text.contains("cannot reach") }?.text.contains("recording goes on without positions") == true)
+
+        let gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        defer { gpsfake.stop() }
+        let fixes = try await Self.collectFixes(snapshot, timeout: 15) { $0.count >= 2 }
+        try #require(fixes.count >= 2)
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        #expect(log.count(containing: "cannot reach gpsd") == 1)
+        #expect(log.count(containing: "positions from") == 1)
+    }
+
+    /// `stop()` comes promptly even in the middle of a long backoff.
+    @Test func stopInterruptsBackoff() async throws {
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: freeLoopbackPort()), snapshot: snapshot,
+                                   logger: LogRecorder().logger())
+        reader.start()
+        try await Task.sleep(for: .seconds(1.7))  // now sleeping in the 2 s backoff
+        let before = Date()
+        reader.stop()
+        #expect(Date().timeIntervalSince(before) < 1)
+    }
+
+    /// NMEA datagrams sent by the test, read by the reader's private gpsd (`udp://`).
+    @Test func nmeaOverUDPThroughPrivateGPSD() async throws {
+        let udpPort = freeLoopbackPort(udp: true)
+        let track = NMEATrack.vessel(start: Int64(Date().timeIntervalSince1970), fixes: 200)
+        let spec = try GPSSpec(parsing: "udp://127.0.0.1:\(udpPort)")
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: spec, snapshot: snapshot, logger: log.logger())
+        reader.start()
+        var stopped = false
+        defer { if !stopped { reader.stop() } }
+
+        // The private gpsd is a child of this process, reading that UDP port.
+        #expect(try await waitUntil(timeout: 5) { !Self.childGPSDs(reading: "udp://127.0.0.1:\(udpPort)").isEmpty })
+        let sender = UDPSender(port: udpPort)
+        var fixes: [GPSFix] = []
+        for i in 0..<track.fixes where fixes.count < 4 {
+            // One sentence per datagram, as chartplotters send them.
+            for line in track.sentences(fix: i).split(separator: "\n") { sender.send(String(line) + "\n") }
+            try await Task.sleep(for: .milliseconds(200))
+            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+        }
+        try #require(fixes.count >= 4, "only \(fixes.count) fixes over UDP")
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        reader.stop()
+        stopped = true
+        #expect(Self.childGPSDs(reading: "udp://127.0.0.1:\(udpPort)").isEmpty, "the private gpsd is stopped")
+    }
+
+    /// A serial GPS, emulated by a pseudo-terminal pair from socat: the private gpsd reads one end,
+    /// the test writes NMEA into the other.
+    @Test func serialPortThroughPseudoTerminal() async throws {
+        let dir = try TemporaryDirectory()
+        let socat = try TestProcess("socat", ["pty,raw,echo=0,link=\(dir.path)/gps", "pty,raw,echo=0,link=\(dir.path)/feed"])
+        defer { socat.stop() }
+        #expect(try await waitUntil(timeout: 5) {
+            FileManager.default.fileExists(atPath: dir.path + "/gps") && FileManager.default.fileExists(atPath: dir.path + "/feed")
+        })
+        let device = try #require(realpath(dir.path + "/gps", nil).map { p in defer { free(p) }; return String(cString: p) })
+        let feed = open(dir.path + "/feed", O_WRONLY | O_NOCTTY)
+        try #require(feed >= 0)
+        defer { close(feed) }
+
+        let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970), fixes: 200)
+        let spec = try GPSSpec(parsing: device)
+        #expect(spec == .device(path: device))
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: spec, snapshot: snapshot, logger: LogRecorder().logger())
+        reader.start()
+        defer { reader.stop() }
+        var fixes: [GPSFix] = []
+        for i in 0..<track.fixes where fixes.count < 4 {
+            let bytes = Array(track.sentences(fix: i).utf8)
+            _ = bytes.withUnsafeBytes { write(feed, $0.baseAddress, $0.count) }
+            try await Task.sleep(for: .milliseconds(200))
+            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+        }
+        try #require(fixes.count >= 4, "only \(fixes.count) fixes through the pty")
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+    }
+
+    @Test func fixedPosition() async throws {
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: try GPSSpec(parsing: "fixed:31.5,35.5,-430"), snapshot: snapshot,
+                                   logger: LogRecorder().logger())
+        reader.start()
+        #expect(try await waitUntil(timeout: 2) { snapshot.read() != nil })
+        try await Task.sleep(for: .seconds(0.6))
+        let fix = try #require(snapshot.read())
+        #expect(fix.latitude == 31.5 && fix.longitude == 35.5 && fix.altitudeM == -430 && fix.mode == 3)
+        #expect(fix.timeNs == GPSFix.noTime)
+        #expect(GPSClock.monotonicNs() - fix.receivedMonotonicNs < 1_000_000_000, "refreshed, never stale")
+        #expect(reader.clockOffsetMs == nil)
+        let threadNames = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(threadNames.contains("rc-gps"))
+        reader.stop()
+        #expect(snapshot.read() == nil)
+
+        let flat = GPSSnapshot()
+        let reader2 = try GPSReader(spec: .fixed(latitude: -1, longitude: -2, altitudeM: .nan), snapshot: flat,
+                                    logger: LogRecorder().logger())
+        reader2.start()
+        defer { reader2.stop() }
+        #expect(try await waitUntil(timeout: 2) { flat.read()?.mode == 2 })
+    }
+
+    @Test func noneDoesNothing() throws {
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: .none, snapshot: snapshot, logger: LogRecorder().logger())
+        reader.start()
+        #expect(snapshot.read() == nil)
+        reader.stop()
+    }
+
+    /// PIDs of gpsd processes that are children of this test process and read `source`.
+    static func childGPSDs(reading source: String) -> [Int32] {
+        let me = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, Int32(fields[1]) == me else { return false }
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+            let args = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return args.first?.hasSuffix("gpsd") == true && args.contains(source)
+        }
+    }
+}
