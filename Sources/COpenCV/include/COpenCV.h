@@ -1,0 +1,119 @@
+// COpenCV: the plain-C boundary between ringcap (Swift) and OpenCV 4 / libjpeg-turbo (C++/C).
+//
+// Why a shim: OpenCV's API is C++ and throws C++ exceptions, which must never unwind through
+// Swift frames. Every function here catches everything, returns a status code, and writes a
+// human-readable reason into a caller-provided buffer. Handles are opaque; each create has a
+// destroy. Nothing here keeps global error state.
+//
+// Thread-safety: a handle is used by one thread at a time (its owner). Different handles may be
+// used on different threads at once.
+#ifndef RINGCAP_COPENCV_H
+#define RINGCAP_COPENCV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Status codes shared by every function that returns an int.
+enum {
+    RC_OK = 0,
+    /// The source has no more frames (end of a file).
+    RC_END = 1,
+    /// The decoded frame's size differs from the buffer's; the frame is kept inside the capture:
+    /// ask `rc_capture_size` for the new size and fetch it with `rc_capture_copy_frame`.
+    RC_SIZE_CHANGED = 2,
+    /// Failure; the message buffer says why.
+    RC_FAIL = -1,
+};
+
+/// How a source is opened. Backends are always named explicitly: OpenCV 4.6 honours open/read
+/// timeouts only with the FFmpeg backend named, and without a named backend it tries
+/// GStreamer first (0.15 s wasted on a missing webcam).
+enum {
+    RC_SOURCE_DEVICE = 0,  // V4L2 webcam by index
+    RC_SOURCE_STREAM = 1,  // rtsp/http(s) through FFmpeg, with timeouts
+    RC_SOURCE_FILE = 2,    // a video file through FFmpeg
+};
+
+typedef struct rc_capture_params {
+    int kind;                 // RC_SOURCE_*
+    int device_index;         // RC_SOURCE_DEVICE only
+    int open_timeout_ms;      // RC_SOURCE_STREAM only; 0: OpenCV's default (30 s)
+    int read_timeout_ms;      // RC_SOURCE_STREAM only; 0: OpenCV's default (30 s)
+    int width, height;        // wanted frame size; 0: the source's own. Devices are asked for
+                              // it; other sources are scaled to it.
+    double fps;               // RC_SOURCE_DEVICE only: rate to ask the camera for; 0: its own
+} rc_capture_params;
+
+/// One open OpenCV VideoCapture plus the scratch frame it decodes into.
+typedef struct rc_capture rc_capture;
+
+/// Opens `source` (a path or URL; ignored for devices). On success stores a new handle in
+/// `*out` and returns RC_OK; otherwise returns RC_FAIL with a reason in `msg`.
+int rc_capture_open(const char *_Nonnull source, const rc_capture_params *_Nonnull params,
+                    rc_capture *_Nullable *_Nonnull out, char *_Nonnull msg, size_t msg_len);
+
+/// Releases the capture and its frame. A capture that failed is destroyed, never reused:
+/// OpenCV's FFmpeg backend does not recover once a read has failed.
+void rc_capture_destroy(rc_capture *_Nullable cap);
+
+/// The size of the frames `rc_capture_retrieve` produces (after scaling), as far as known:
+/// from the backend's properties until the first frame, then from the frames themselves.
+void rc_capture_size(const rc_capture *_Nonnull cap, int *_Nonnull width, int *_Nonnull height);
+
+/// The source's own frame rate, or 0 when it does not say.
+double rc_capture_source_fps(const rc_capture *_Nonnull cap);
+
+/// Grabs the next frame (demux and decode happen here for FFmpeg). RC_OK, RC_END for a file
+/// that ended, RC_FAIL for a stream or device that failed.
+int rc_capture_grab(rc_capture *_Nonnull cap, char *_Nonnull msg, size_t msg_len);
+
+/// Converts the grabbed frame to packed BGR (3 bytes a pixel) straight into `dst`, whose rows
+/// are `stride` bytes apart and which holds `rc_capture_size` pixels. Returns RC_SIZE_CHANGED
+/// when the frame no longer fits (the stream changed resolution).
+int rc_capture_retrieve(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t stride,
+                        char *_Nonnull msg, size_t msg_len);
+
+/// After RC_SIZE_CHANGED: copies the kept frame into a buffer of the new size.
+int rc_capture_copy_frame(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t stride,
+                          char *_Nonnull msg, size_t msg_len);
+
+/// A built-in test pattern: a scrolling colour field, a moving box, and the frame number and
+/// time drawn in. Precomputes one colour line at create so that rendering a frame is mostly
+/// memcpy: it must stay cheap next to a JPEG encode, because the benchmarks run on it.
+typedef struct rc_pattern rc_pattern;
+
+rc_pattern *_Nullable rc_pattern_create(int width, int height);
+void rc_pattern_destroy(rc_pattern *_Nullable pattern);
+/// Renders frame number `frame` stamped with `unix_ns` (UTC) into packed BGR `dst`.
+void rc_pattern_render(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
+                       uint64_t frame, int64_t unix_ns);
+
+/// A TurboJPEG compressor. TurboJPEG compresses straight from packed BGR into a buffer the
+/// caller owns; OpenCV's imencode would allocate a vector on every call.
+typedef struct rc_jpeg_encoder rc_jpeg_encoder;
+
+rc_jpeg_encoder *_Nullable rc_jpeg_encoder_create(char *_Nonnull msg, size_t msg_len);
+void rc_jpeg_encoder_destroy(rc_jpeg_encoder *_Nullable encoder);
+/// The largest JPEG a width×height image can become (4:2:0): size `dst` for it once.
+size_t rc_jpeg_max_size(int width, int height);
+/// Encodes packed BGR at `quality` (1...100, 4:2:0) into `dst` (capacity `dst_cap`, at least
+/// `rc_jpeg_max_size`). Stores the JPEG's length in `*out_len`.
+int rc_jpeg_encode(rc_jpeg_encoder *_Nonnull encoder, const uint8_t *_Nonnull bgr, int width, int height,
+                   size_t stride, int quality, uint8_t *_Nonnull dst, size_t dst_cap,
+                   size_t *_Nonnull out_len, char *_Nonnull msg, size_t msg_len);
+
+/// Decodes an image file with OpenCV (imread) and reports its size, and the mean BGR of the
+/// block [x, x+w) × [y, y+h). For tests and tools that must check what was written with an
+/// independent decoder; not used while recording.
+int rc_image_probe(const char *_Nonnull path, int *_Nonnull width, int *_Nonnull height,
+                   int x, int y, int w, int h, double *_Nonnull mean_bgr /* [3] */,
+                   char *_Nonnull msg, size_t msg_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,367 @@
+// The C++ side of COpenCV.h. Every entry point catches every exception: nothing may unwind
+// into Swift. See the header for what each function promises.
+#include "COpenCV.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#include <turbojpeg.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace {
+
+void put_message(char *msg, size_t len, const char *text) {
+    if (len == 0) return;
+    std::snprintf(msg, len, "%s", text);
+}
+
+// Runs `body`, turning any exception into RC_FAIL and its text into `msg`.
+template <typename Body> int guarded(char *msg, size_t len, Body &&body) {
+    try {
+        return body();
+    } catch (const cv::Exception &e) {
+        put_message(msg, len, e.what());
+    } catch (const std::exception &e) {
+        put_message(msg, len, e.what());
+    } catch (...) {
+        put_message(msg, len, "unknown C++ exception");
+    }
+    return RC_FAIL;
+}
+
+}  // namespace
+
+struct rc_capture {
+    cv::VideoCapture capture;
+    cv::Mat decoded;   // the backend's frame when it must be scaled or did not fit; reused
+    int want_width = 0, want_height = 0;
+    int width = 0, height = 0;  // the size retrieve produces
+    bool scale = false;
+};
+
+extern "C" int rc_capture_open(const char *source, const rc_capture_params *params, rc_capture **out,
+                               char *msg, size_t msg_len) {
+    *out = nullptr;
+    return guarded(msg, msg_len, [&]() -> int {
+        auto cap = new (std::nothrow) rc_capture();
+        if (!cap) {
+            put_message(msg, msg_len, "out of memory");
+            return RC_FAIL;
+        }
+        bool opened = false;
+        switch (params->kind) {
+        case RC_SOURCE_DEVICE: {
+            std::vector<int> props;
+            if (params->width > 0 && params->height > 0) {
+                props.insert(props.end(), {cv::CAP_PROP_FRAME_WIDTH, params->width,
+                                           cv::CAP_PROP_FRAME_HEIGHT, params->height});
+            }
+            opened = cap->capture.open(params->device_index, cv::CAP_V4L2, props);
+            if (opened && params->fps > 0) cap->capture.set(cv::CAP_PROP_FPS, params->fps);
+            break;
+        }
+        case RC_SOURCE_STREAM: {
+            std::vector<int> props;
+            if (params->open_timeout_ms > 0) props.insert(props.end(), {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, params->open_timeout_ms});
+            if (params->read_timeout_ms > 0) props.insert(props.end(), {cv::CAP_PROP_READ_TIMEOUT_MSEC, params->read_timeout_ms});
+            opened = cap->capture.open(source, cv::CAP_FFMPEG, props);
+            break;
+        }
+        case RC_SOURCE_FILE:
+            opened = cap->capture.open(source, cv::CAP_FFMPEG);
+            break;
+        default:
+            put_message(msg, msg_len, "unknown source kind");
+            delete cap;
+            return RC_FAIL;
+        }
+        if (!opened || !cap->capture.isOpened()) {
+            put_message(msg, msg_len, "OpenCV could not open the source");
+            delete cap;
+            return RC_FAIL;
+        }
+        int native_w = (int)cap->capture.get(cv::CAP_PROP_FRAME_WIDTH);
+        int native_h = (int)cap->capture.get(cv::CAP_PROP_FRAME_HEIGHT);
+        if (params->kind != RC_SOURCE_DEVICE && params->width > 0 && params->height > 0) {
+            cap->want_width = params->width;
+            cap->want_height = params->height;
+        }
+        if (cap->want_width > 0) {
+            cap->width = cap->want_width;
+            cap->height = cap->want_height;
+            cap->scale = native_w != cap->want_width || native_h != cap->want_height;
+        } else {
+            cap->width = native_w;
+            cap->height = native_h;
+        }
+        *out = cap;
+        return RC_OK;
+    });
+}
+
+extern "C" void rc_capture_destroy(rc_capture *cap) {
+    try {
+        delete cap;
+    } catch (...) {
+    }
+}
+
+extern "C" void rc_capture_size(const rc_capture *cap, int *width, int *height) {
+    *width = cap->width;
+    *height = cap->height;
+}
+
+extern "C" double rc_capture_source_fps(const rc_capture *cap) {
+    try {
+        double fps = cap->capture.get(cv::CAP_PROP_FPS);
+        return std::isfinite(fps) && fps > 0 && fps < 1000 ? fps : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+extern "C" int rc_capture_grab(rc_capture *cap, char *msg, size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        if (cap->capture.grab()) return RC_OK;
+        put_message(msg, msg_len, "no frame");
+        return RC_END;  // the caller decides whether an end is a failure (streams) or not (files)
+    });
+}
+
+extern "C" int rc_capture_retrieve(rc_capture *cap, uint8_t *dst, size_t stride, char *msg, size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        if (cap->scale) {
+            if (!cap->capture.retrieve(cap->decoded) || cap->decoded.empty()) {
+                put_message(msg, msg_len, "retrieve gave no frame");
+                return RC_FAIL;
+            }
+            if (cap->decoded.type() != CV_8UC3) {
+                put_message(msg, msg_len, "frame is not 8-bit BGR");
+                return RC_FAIL;
+            }
+            cv::Mat target(cap->height, cap->width, CV_8UC3, dst, stride);
+            cv::resize(cap->decoded, target, target.size(), 0, 0, cv::INTER_AREA);
+            return RC_OK;
+        }
+        // Decode straight into the caller's buffer: a Mat header over it that already has the
+        // right size and type is written in place (Mat::create is a no-op), so there is no copy.
+        // If the stream changed size, OpenCV reallocates the header instead: detect that.
+        cv::Mat target(cap->height, cap->width, CV_8UC3, dst, stride);
+        if (!cap->capture.retrieve(target) || target.empty()) {
+            put_message(msg, msg_len, "retrieve gave no frame");
+            return RC_FAIL;
+        }
+        if (target.data != dst) {
+            if (target.type() != CV_8UC3) {
+                put_message(msg, msg_len, "frame is not 8-bit BGR");
+                return RC_FAIL;
+            }
+            cap->decoded = target;
+            cap->width = target.cols;
+            cap->height = target.rows;
+            return RC_SIZE_CHANGED;
+        }
+        return RC_OK;
+    });
+}
+
+extern "C" int rc_capture_copy_frame(rc_capture *cap, uint8_t *dst, size_t stride, char *msg, size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        if (cap->decoded.empty() || cap->decoded.cols != cap->width || cap->decoded.rows != cap->height) {
+            put_message(msg, msg_len, "no kept frame of the current size");
+            return RC_FAIL;
+        }
+        cv::Mat target(cap->height, cap->width, CV_8UC3, dst, stride);
+        cap->decoded.copyTo(target);
+        cap->decoded.release();
+        return RC_OK;
+    });
+}
+
+// ---- test pattern ----
+
+namespace {
+
+// 5x7 glyphs, one byte a row, low 5 bits used (bit 4 leftmost).
+struct Glyph { char c; uint8_t rows[7]; };
+const Glyph kGlyphs[] = {
+    {'0', {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}}, {'1', {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'2', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}}, {'3', {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E}},
+    {'4', {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}}, {'5', {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E}},
+    {'6', {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}}, {'7', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}}, {'9', {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C}},
+    {':', {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00}}, {'.', {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C}},
+    {'#', {0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A}}, {' ', {0, 0, 0, 0, 0, 0, 0}},
+};
+
+const Glyph *find_glyph(char c) {
+    for (const auto &g : kGlyphs)
+        if (g.c == c) return &g;
+    return &kGlyphs[sizeof(kGlyphs) / sizeof(kGlyphs[0]) - 1];
+}
+
+void fill_rect(uint8_t *dst, size_t stride, int W, int H, int x0, int y0, int w, int h, uint8_t b, uint8_t g,
+               uint8_t r) {
+    int x1 = std::min(W, x0 + w), y1 = std::min(H, y0 + h);
+    x0 = std::max(0, x0);
+    y0 = std::max(0, y0);
+    for (int y = y0; y < y1; ++y) {
+        uint8_t *p = dst + (size_t)y * stride + (size_t)x0 * 3;
+        for (int x = x0; x < x1; ++x, p += 3) {
+            p[0] = b;
+            p[1] = g;
+            p[2] = r;
+        }
+    }
+}
+
+}  // namespace
+
+struct rc_pattern {
+    int width = 0, height = 0, period = 0;
+    std::vector<uint8_t> line;  // (width + period) BGR pixels of a smooth colour cycle
+};
+
+extern "C" rc_pattern *rc_pattern_create(int width, int height) {
+    try {
+        if (width <= 0 || height <= 0) return nullptr;
+        auto p = new rc_pattern();
+        p->width = width;
+        p->height = height;
+        p->period = 480;
+        p->line.resize((size_t)(width + p->period) * 3);
+        for (int i = 0; i < width + p->period; ++i) {
+            double a = 2 * M_PI * (i % p->period) / p->period;
+            p->line[(size_t)i * 3 + 0] = (uint8_t)(128 + 100 * std::sin(a));
+            p->line[(size_t)i * 3 + 1] = (uint8_t)(128 + 100 * std::sin(a + 2.1));
+            p->line[(size_t)i * 3 + 2] = (uint8_t)(128 + 100 * std::sin(a + 4.2));
+        }
+        return p;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" void rc_pattern_destroy(rc_pattern *pattern) { delete pattern; }
+
+extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    const int W = p->width, H = p->height;
+    // Scrolling diagonal colour field: each row is a window into the precomputed line.
+    for (int y = 0; y < H; ++y) {
+        size_t offset = (size_t)((y / 2 + frame * 6) % (uint64_t)p->period);
+        std::memcpy(dst + (size_t)y * stride, p->line.data() + offset * 3, (size_t)W * 3);
+    }
+    // A box bouncing left to right, so that consecutive frames differ visibly.
+    int box = std::max(8, H / 8);
+    int span = std::max(1, W - box);
+    int pos = (int)((frame * 8) % (uint64_t)(2 * span));
+    int bx = pos < span ? pos : 2 * span - pos;
+    fill_rect(dst, stride, W, H, bx, H / 2 - box / 2, box, box, 255, 255, 255);
+
+    // "#<frame> HH:MM:SS.mmm" in a black band, scaled to the frame size.
+    char text[48];
+    int64_t secs = unix_ns / 1000000000;
+    int64_t ms = (unix_ns / 1000000) % 1000;
+    if (ms < 0) ms += 1000;
+    int64_t day_secs = ((secs % 86400) + 86400) % 86400;
+    std::snprintf(text, sizeof text, "#%llu %02d:%02d:%02d.%03d", (unsigned long long)frame, (int)(day_secs / 3600),
+                  (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
+    int scale = std::max(1, H / 160);
+    int len = (int)std::strlen(text);
+    fill_rect(dst, stride, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, 0, 0);
+    for (int i = 0; i < len; ++i) {
+        const Glyph *g = find_glyph(text[i]);
+        for (int row = 0; row < 7; ++row) {
+            for (int col = 0; col < 5; ++col) {
+                if (g->rows[row] & (0x10 >> col)) {
+                    fill_rect(dst, stride, W, H, (1 + i * 6 + col) * scale, (1 + row) * scale, scale, scale, 255, 255,
+                              255);
+                }
+            }
+        }
+    }
+}
+
+// ---- JPEG ----
+
+struct rc_jpeg_encoder {
+    tjhandle handle = nullptr;
+};
+
+extern "C" rc_jpeg_encoder *rc_jpeg_encoder_create(char *msg, size_t msg_len) {
+    tjhandle h = tjInitCompress();
+    if (!h) {
+        put_message(msg, msg_len, tjGetErrorStr2(nullptr));
+        return nullptr;
+    }
+    auto e = new (std::nothrow) rc_jpeg_encoder();
+    if (!e) {
+        tjDestroy(h);
+        put_message(msg, msg_len, "out of memory");
+        return nullptr;
+    }
+    e->handle = h;
+    return e;
+}
+
+extern "C" void rc_jpeg_encoder_destroy(rc_jpeg_encoder *encoder) {
+    if (!encoder) return;
+    tjDestroy(encoder->handle);
+    delete encoder;
+}
+
+extern "C" size_t rc_jpeg_max_size(int width, int height) {
+    unsigned long n = tjBufSize(width, height, TJSAMP_420);
+    return n == (unsigned long)-1 ? 0 : (size_t)n;
+}
+
+extern "C" int rc_jpeg_encode(rc_jpeg_encoder *encoder, const uint8_t *bgr, int width, int height, size_t stride,
+                              int quality, uint8_t *dst, size_t dst_cap, size_t *out_len, char *msg, size_t msg_len) {
+    *out_len = 0;
+    if (dst_cap < rc_jpeg_max_size(width, height)) {
+        put_message(msg, msg_len, "JPEG buffer too small");
+        return RC_FAIL;
+    }
+    unsigned char *out = dst;
+    unsigned long size = (unsigned long)dst_cap;
+    // NOREALLOC: TurboJPEG writes into our buffer (sized by tjBufSize) and never allocates one.
+    int rc = tjCompress2(encoder->handle, bgr, width, (int)stride, height, TJPF_BGR, &out, &size, TJSAMP_420, quality,
+                         TJFLAG_NOREALLOC);
+    if (rc != 0) {
+        put_message(msg, msg_len, tjGetErrorStr2(encoder->handle));
+        return RC_FAIL;
+    }
+    *out_len = (size_t)size;
+    return RC_OK;
+}
+
+extern "C" int rc_image_probe(const char *path, int *width, int *height, int x, int y, int w, int h, double *mean_bgr,
+                              char *msg, size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        cv::Mat img = cv::imread(path, cv::IMREAD_COLOR);
+        if (img.empty()) {
+            put_message(msg, msg_len, "OpenCV could not decode the image");
+            return RC_FAIL;
+        }
+        *width = img.cols;
+        *height = img.rows;
+        cv::Rect r = cv::Rect(x, y, w, h) & cv::Rect(0, 0, img.cols, img.rows);
+        if (r.area() > 0) {
+            cv::Scalar m = cv::mean(img(r));
+            mean_bgr[0] = m[0];
+            mean_bgr[1] = m[1];
+            mean_bgr[2] = m[2];
+        } else {
+            mean_bgr[0] = mean_bgr[1] = mean_bgr[2] = 0;
+        }
+        return RC_OK;
+    });
+}

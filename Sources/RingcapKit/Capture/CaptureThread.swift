@@ -1,0 +1,293 @@
+import Dispatch
+import Logging
+import RingBuffer
+import Synchronization
+
+/// Settings of one camera's capture loop, fixed at start.
+public struct CaptureSettings: Sendable {
+    public var spec: CameraSpec
+    public var index: UInt32
+    public var size: FrameSize?
+    /// Minimum spacing between kept frames; 0: no cap.
+    public var minIntervalNs: UInt64
+    public var whenFull: WhenFull
+    public var frameLimit: Int?
+    public var timeouts = CaptureTimeouts()
+    /// Backoff after a failure: first delay and cap.
+    public var backoffStartNs: UInt64 = 500_000_000
+    public var backoffMaxNs: UInt64 = 30_000_000_000
+}
+
+/// One camera's capture loop: grab → stamp → read the GPS snapshot → retrieve into a pooled
+/// buffer → push the slot's token into the ring. It never waits on a writer, the disk or GPS
+/// (except with `--when-full wait`, which files use). When its source fails it reopens it with
+/// backoff; a file that ends finishes the camera.
+///
+/// Runs on its own serial Dispatch queue labelled `rc-cap-<name>` (serial queues overcommit,
+/// so each blocking loop gets a thread of its own). All mutable state is owned by that thread;
+/// `requestStop` and the counters are the only things other threads touch.
+public final class CaptureThread: @unchecked Sendable {
+    public let settings: CaptureSettings
+    public let counters: CameraCounters
+    let pool: FramePool
+    private let pools: [FramePool]        // every camera's pool, to return evicted slots
+    private let allCounters: [CameraCounters]
+    private let ring: DropOldestRing<FrameToken>
+    private let framesReady: Doorbell     // rung after each push: writers sleep on it
+    private let spaceReady: Doorbell      // writers ring it after each pop: `wait` mode sleeps on it
+    private let gps: GPSSnapshot?
+    private let logger: Logger
+    private let stopRequested = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)  // interrupts backoff sleeps on stop
+    private let done = DispatchSemaphore(value: 0)
+
+    // Owned by the capture thread.
+    private var seq: UInt64 = 0
+    private var capture: OpenCVCapture?
+    private var pattern: TestPattern?
+    private var nextDueNs: UInt64 = 0
+    private var downSinceNs: UInt64 = 0
+
+    init(settings: CaptureSettings, counters: CameraCounters, pool: FramePool, pools: [FramePool],
+         allCounters: [CameraCounters], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
+         spaceReady: Doorbell, gps: GPSSnapshot?, logger: Logger) {
+        self.settings = settings
+        self.counters = counters
+        self.pool = pool
+        self.pools = pools
+        self.allCounters = allCounters
+        self.ring = ring
+        self.framesReady = framesReady
+        self.spaceReady = spaceReady
+        self.gps = gps
+        var logger = logger
+        logger[metadataKey: "camera"] = "\(settings.spec.name)"
+        self.logger = logger
+    }
+
+    /// Starts the loop on its own queue.
+    public func start() {
+        let queue = DispatchQueue(label: "rc-cap-\(settings.spec.name)", qos: .userInitiated)
+        queue.async { [self] in
+            setCurrentThreadName("rc-cap-\(settings.spec.name)")
+            blockTerminationSignals()
+            run()
+            done.signal()
+        }
+    }
+
+    /// Asks the loop to stop after the frame in hand. Never blocks.
+    public func requestStop() {
+        stopRequested.store(true, ordering: .relaxed)
+        wake.signal()
+    }
+
+    /// Waits up to `timeoutNs` for the loop to end; false if it is still stuck (in a blocking
+    /// OpenCV call, say).
+    public func join(timeoutNs: UInt64) -> Bool {
+        done.wait(timeout: .now() + .nanoseconds(Int(min(timeoutNs, UInt64(Int.max))))) == .success
+    }
+
+    private var stopping: Bool { stopRequested.load(ordering: .relaxed) }
+
+    private func setState(_ state: CameraState) { counters.state.store(state.rawValue, ordering: .relaxed) }
+
+    private func run() {
+        var backoffNs = settings.backoffStartNs
+        var goodSinceNs: UInt64 = 0
+        var everOpened = false
+        while !stopping {
+            setState(.connecting)
+            do {
+                try open()
+            } catch {
+                logger.warning("\(error); retrying in \(backoffNs / 1_000_000) ms")
+                if !everOpened, case .file = settings.spec.source {
+                    // A file that cannot be opened will not open later either.
+                    logger.error("giving up on \(settings.spec.source)")
+                    break
+                }
+                if downSinceNs == 0 { downSinceNs = Clock.monotonicNs() }
+                setState(.backoff)
+                sleepInterruptibly(ns: jittered(backoffNs))
+                backoffNs = min(backoffNs * 2, settings.backoffMaxNs)
+                if !stopping { counters.reconnects.add(1, ordering: .relaxed) }
+                continue
+            }
+            if downSinceNs != 0 {
+                counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed)
+                downSinceNs = 0
+            }
+            everOpened = true
+            goodSinceNs = Clock.monotonicNs()
+            setState(.streaming)
+            let outcome = stream()
+            capture = nil  // a failed capture is never reused
+            switch outcome {
+            case .stopped:
+                break
+            case .finished:
+                counters.finished.store(true, ordering: .relaxed)
+                setState(.finished)
+                return
+            case .failed(let reason):
+                logger.warning("camera failed: \(reason); reconnecting")
+                downSinceNs = Clock.monotonicNs()
+                // A minute of good frames resets the backoff.
+                if Clock.monotonicNs() - goodSinceNs > 60_000_000_000 { backoffNs = settings.backoffStartNs }
+                setState(.backoff)
+                sleepInterruptibly(ns: jittered(backoffNs))
+                backoffNs = min(backoffNs * 2, settings.backoffMaxNs)
+                if !stopping { counters.reconnects.add(1, ordering: .relaxed) }
+            }
+        }
+        if downSinceNs != 0 { counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed) }
+        if !everOpened || counters.finished.load(ordering: .relaxed) { counters.finished.store(true, ordering: .relaxed) }
+        setState(.stopped)
+    }
+
+    private func open() throws(CaptureError) {
+        switch settings.spec.source {
+        case .testPattern(let w, let h, _):
+            let size = settings.size ?? FrameSize(width: w, height: h)
+            pattern = try TestPattern(width: size.width, height: size.height)
+        default:
+            let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
+            capture = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
+                                        timeouts: settings.timeouts)
+        }
+        nextDueNs = 0
+    }
+
+    private enum StreamOutcome { case stopped, finished, failed(String) }
+
+    /// The hot loop. Allocates nothing per frame.
+    private func stream() -> StreamOutcome {
+        let isFile: Bool = { if case .file = settings.spec.source { return true }; return false }()
+        while !stopping {
+            if let limit = settings.frameLimit, seq >= UInt64(limit) { return .finished }
+            // Pace: test patterns at their rate, other sources at the --fps cap.
+            if settings.minIntervalNs > 0 {
+                let now = Clock.monotonicNs()
+                if nextDueNs == 0 || now > nextDueNs + settings.minIntervalNs {
+                    nextDueNs = now  // first frame, or fell behind by more than a frame: do not burst
+                } else if now < nextDueNs {
+                    if capture == nil || isFile {
+                        Clock.sleep(untilMonotonicNs: nextDueNs)
+                    } else {
+                        // A live stream must keep being read, or its buffers fill with stale
+                        // frames: grab and discard until the next kept frame is due.
+                        switch capture!.grab() {
+                        case .frame: continue
+                        case .end: return .failed("the stream ended")
+                        case .failed(let reason): return .failed(reason)
+                        }
+                    }
+                }
+                nextDueNs += settings.minIntervalNs
+            }
+            if let capture {
+                switch capture.grab() {
+                case .frame: break
+                case .end: return isFile ? .finished : .failed("no frame from the source")
+                case .failed(let reason): return .failed(reason)
+                }
+            }
+            // Stamp at grab time.
+            let monotonic = Clock.monotonicNs()
+            let wall = Clock.wallNs()
+            let fix = gps?.read()
+            guard let slot = pool.acquire() else {
+                // Cannot happen with the pool sized for ring + writers + capture; if it does, the
+                // frame is accounted for as dropped rather than waited for.
+                counters.captured.add(1, ordering: .relaxed)
+                counters.dropped.add(1, ordering: .relaxed)
+                seq += 1
+                continue
+            }
+            if let outcome = fill(slot: slot, monotonic: monotonic, wall: wall, fix: fix) {
+                pool.release(slot)
+                return outcome
+            }
+            counters.captured.add(1, ordering: .relaxed)
+            seq += 1
+            hand(FrameToken(camera: settings.index, slot: slot))
+        }
+        return .stopped
+    }
+
+    /// Retrieves or renders the frame into the slot and writes its metadata. Returns an outcome
+    /// only when the source failed.
+    @inline(__always)
+    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> StreamOutcome? {
+        var width: Int, height: Int
+        if let pattern {
+            width = pattern.width
+            height = pattern.height
+            let buffer = pool.buffer(slot, atLeast: width * height * 3)
+            pattern.render(into: buffer, stride: width * 3, frame: seq, wallNs: wall)
+        } else if let capture {
+            (width, height) = capture.size
+            guard width > 0, height > 0 else { return .failed("the source reports no frame size") }
+            let buffer = pool.buffer(slot, atLeast: width * height * 3)
+            switch capture.retrieve(into: buffer, stride: width * 3) {
+            case .ok:
+                break
+            case .sizeChanged(let w, let h):
+                logger.notice("frame size changed to \(w)x\(h)")
+                width = w
+                height = h
+                let bigger = pool.buffer(slot, atLeast: w * h * 3)
+                guard capture.copyKeptFrame(into: bigger, stride: w * 3) else {
+                    return .failed("could not fetch the resized frame")
+                }
+            case .failed(let reason):
+                return .failed(reason)
+            }
+        } else {
+            return .failed("no open source")
+        }
+        let depth = ring.count
+        pool.meta[Int(slot)] = FrameMeta(
+            seq: seq, wallNs: wall, monotonicNs: monotonic, width: Int32(width), height: Int32(height),
+            stride: Int32(width * 3), ringDepth: Int32(depth),
+            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)),
+            hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
+        return nil
+    }
+
+    /// Pushes a filled slot. Drop-oldest: an evicted frame (of any camera) goes straight back to
+    /// its pool and is counted as dropped for its camera. Wait: sleep until a writer makes room.
+    @inline(__always)
+    private func hand(_ token: FrameToken) {
+        switch settings.whenFull {
+        case .dropOldest:
+            if let evicted = ring.push(token) {
+                pools[Int(evicted.camera)].release(evicted.slot)
+                allCounters[Int(evicted.camera)].dropped.add(1, ordering: .relaxed)
+            }
+        case .wait:
+            while !ring.tryPush(token) {
+                if stopping {
+                    // Shutting down with the ring full: this frame will not be written.
+                    pool.release(token.slot)
+                    counters.dropped.add(1, ordering: .relaxed)
+                    return
+                }
+                _ = spaceReady.wait(timeoutNs: 50_000_000) { ring.count < ring.capacity }
+            }
+        }
+        framesReady.ring()
+    }
+
+    private func sleepInterruptibly(ns: UInt64) {
+        guard !stopping else { return }
+        _ = wake.wait(timeout: .now() + .nanoseconds(Int(ns)))
+    }
+
+    /// ±20 % jitter, so cameras behind one failed switch do not all reconnect in step.
+    private func jittered(_ ns: UInt64) -> UInt64 {
+        let factor = Double.random(in: 0.8...1.2)
+        return UInt64(Double(ns) * factor)
+    }
+}

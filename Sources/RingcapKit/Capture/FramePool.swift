@@ -1,0 +1,144 @@
+import Foundation
+import Synchronization
+
+/// What the ring carries: which camera's pool, which slot in it. Eight bytes, no references,
+/// so the ring moves frames with no reference counting and no allocation.
+public struct FrameToken: BitwiseCopyable, Equatable, Sendable {
+    public var camera: UInt32
+    public var slot: UInt32
+
+    public init(camera: UInt32, slot: UInt32) {
+        self.camera = camera
+        self.slot = slot
+    }
+}
+
+/// The record of one frame, kept beside its pixels in the pool. Written by the capture thread
+/// while it owns the slot, read by the writer that popped the slot's token: the ring's
+/// release/acquire hand-over orders the two.
+public struct FrameMeta: BitwiseCopyable {
+    public var seq: UInt64 = 0
+    public var wallNs: Int64 = 0
+    public var monotonicNs: UInt64 = 0
+    public var width: Int32 = 0
+    public var height: Int32 = 0
+    public var stride: Int32 = 0
+    public var ringDepth: Int32 = 0
+    public var droppedSoFar: Int64 = 0
+    public var hasFix = false
+    public var fix = GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)
+}
+
+/// One camera's preallocated frames: pixel buffers, their metadata, and a lock-free stack of
+/// the free ones.
+///
+/// Thread-safe for `acquire`/`release` from any thread. A slot's buffer and metadata belong to
+/// whoever holds the slot (the capture thread between acquire and push; the writer between pop
+/// and release), so they need no lock.
+///
+/// The free list is a stack (last released, first acquired) so that a lightly loaded pipeline
+/// keeps reusing the same few buffers: the others are never touched and never become resident.
+/// Buffers are allocated on first use, sized from the frame, and grown only if the camera's
+/// resolution grows.
+public final class FramePool: @unchecked Sendable {
+    public let slotCount: Int
+    /// Pixel buffer of each slot (nil until first used). Owned by the slot's holder.
+    private let buffers: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    private let capacities: UnsafeMutablePointer<Int>
+    /// Metadata of each slot. Owned by the slot's holder.
+    public let meta: UnsafeMutablePointer<FrameMeta>
+    /// `next[i]`: the slot below slot i on the free stack, plus one (0: bottom). Atomic because a
+    /// popper may read it while another thread re-pushes the same slot; the tag makes such a
+    /// stale read lose its CAS.
+    private let next: UnsafeMutablePointer<Atomic<UInt32>>
+    /// Top of the free stack: high 32 bits a tag bumped on every change (against ABA), low 32
+    /// bits the top slot plus one (0: empty).
+    private let head = Atomic<UInt64>(0)
+
+    public init(slotCount: Int) {
+        precondition(slotCount > 0 && slotCount < Int(UInt32.max))
+        self.slotCount = slotCount
+        buffers = .allocate(capacity: slotCount)
+        buffers.initialize(repeating: nil, count: slotCount)
+        capacities = .allocate(capacity: slotCount)
+        capacities.initialize(repeating: 0, count: slotCount)
+        meta = .allocate(capacity: slotCount)
+        meta.initialize(repeating: FrameMeta(), count: slotCount)
+        next = .allocate(capacity: slotCount)
+        // Slot 0 on top: next[i] = i + 1 (the slot below is i + 1, stored plus one).
+        for i in 0..<slotCount {
+            (next + i).initialize(to: Atomic<UInt32>(i + 1 < slotCount ? UInt32(i + 2) : 0))
+        }
+        head.store(1, ordering: .relaxed)
+    }
+
+    deinit {
+        for i in 0..<slotCount { buffers[i]?.deallocate() }
+        buffers.deallocate()
+        capacities.deallocate()
+        meta.deallocate()
+        next.deinitialize(count: slotCount)
+        next.deallocate()
+    }
+
+    /// Takes a free slot, or nil when every slot is in use (the pool is sized so that this does
+    /// not happen; a caller that sees nil counts the frame as dropped).
+    /// - Complexity: O(1), lock-free.
+    @inline(__always)
+    public func acquire() -> UInt32? {
+        // Acquiring: pairs with the releasing CAS in `release`, so the slot's last holder's
+        // writes (and `next[top]`) are visible here.
+        var old = head.load(ordering: .acquiring)
+        while true {
+            let top = UInt32(truncatingIfNeeded: old)
+            if top == 0 { return nil }
+            let below = next[Int(top - 1)].load(ordering: .relaxed)
+            let new = ((old >> 32) &+ 1) << 32 | UInt64(below)
+            // Acquiring on both outcomes: on failure we read next[] of the new top.
+            let (exchanged, current) = head.compareExchange(expected: old, desired: new,
+                                                            successOrdering: .acquiring, failureOrdering: .acquiring)
+            if exchanged { return top - 1 }
+            old = current
+        }
+    }
+
+    /// Returns a slot to the free stack.
+    /// - Complexity: O(1), lock-free.
+    @inline(__always)
+    public func release(_ slot: UInt32) {
+        var old = head.load(ordering: .relaxed)
+        while true {
+            next[Int(slot)].store(UInt32(truncatingIfNeeded: old), ordering: .relaxed)
+            let new = ((old >> 32) &+ 1) << 32 | UInt64(slot + 1)
+            // Releasing: publishes next[slot] and everything the holder did with the slot;
+            // pairs with the acquiring loads in `acquire`.
+            let (exchanged, current) = head.compareExchange(expected: old, desired: new,
+                                                            successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            old = current
+        }
+    }
+
+    /// The pixel buffer of `slot`, at least `bytes` long. Allocates only the first time a slot
+    /// is used and when the frame size grows. Call only while holding the slot.
+    @inline(__always)
+    public func buffer(_ slot: UInt32, atLeast bytes: Int) -> UnsafeMutableRawPointer {
+        let i = Int(slot)
+        if let buffer = buffers[i], capacities[i] >= bytes { return buffer }
+        buffers[i]?.deallocate()
+        // 64-byte alignment suits the SIMD loads of the JPEG encoder and colour conversion.
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        buffers[i] = buffer
+        capacities[i] = bytes
+        return buffer
+    }
+
+    /// The pixel buffer of a slot that holds a frame. Call only while holding the slot.
+    @inline(__always)
+    public func pixels(_ slot: UInt32) -> UnsafeMutableRawPointer? { buffers[Int(slot)] }
+
+    /// Number of slots whose buffer was ever allocated (how much of the pool became resident).
+    public var allocatedSlots: Int {
+        (0..<slotCount).reduce(0) { $0 + (buffers[$1] == nil ? 0 : 1) }
+    }
+}

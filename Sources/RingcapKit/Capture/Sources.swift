@@ -1,0 +1,165 @@
+import COpenCV
+
+/// Why a source could not be opened or read. Carries the source and OpenCV's own words.
+public struct CaptureError: Error, CustomStringConvertible {
+    public var source: String
+    public var reason: String
+    public var description: String { "camera source '\(source)': \(reason)" }
+}
+
+/// A reusable buffer for the shim's error messages, so that a failing call does not allocate
+/// until someone wants the text.
+struct MessageBuffer: ~Copyable {
+    let base: UnsafeMutablePointer<CChar>
+    let count = 512
+
+    init() {
+        base = .allocate(capacity: count)
+        base.initialize(repeating: 0, count: count)
+    }
+
+    deinit { base.deallocate() }
+
+    var text: String { String(cString: base) }
+}
+
+/// How long the shim may block in network opens and reads.
+public struct CaptureTimeouts: Sendable, Equatable {
+    public var openMs: Int32 = 10_000
+    public var readMs: Int32 = 5_000
+    public init(openMs: Int32 = 10_000, readMs: Int32 = 5_000) {
+        self.openMs = openMs
+        self.readMs = readMs
+    }
+}
+
+/// One open OpenCV `VideoCapture`. Owned by one capture thread; `deinit` releases it. A capture
+/// that failed is dropped and a new one opened: OpenCV's FFmpeg backend never recovers.
+final class OpenCVCapture {
+    private let handle: OpaquePointer
+    private var message = MessageBuffer()
+    let sourceText: String
+
+    init(source: SourceSpec, size: FrameSize?, fps: Double?, timeouts: CaptureTimeouts) throws(CaptureError) {
+        var params = rc_capture_params()
+        var path = ""
+        switch source {
+        case .device(let index):
+            params.kind = Int32(RC_SOURCE_DEVICE)
+            params.device_index = Int32(index)
+            params.fps = fps ?? 0
+        case .stream(let url):
+            params.kind = Int32(RC_SOURCE_STREAM)
+            params.open_timeout_ms = timeouts.openMs
+            params.read_timeout_ms = timeouts.readMs
+            path = url
+        case .file(let filePath):
+            params.kind = Int32(RC_SOURCE_FILE)
+            path = filePath
+        case .testPattern:
+            preconditionFailure("test patterns are not OpenCV captures")
+        }
+        params.width = Int32(size?.width ?? 0)
+        params.height = Int32(size?.height ?? 0)
+        sourceText = source.description
+        var out: OpaquePointer?
+        let status = rc_capture_open(path, &params, &out, message.base, message.count)
+        guard status == RC_OK, let out else {
+            throw CaptureError(source: source.description, reason: message.text)
+        }
+        handle = out
+    }
+
+    deinit { rc_capture_destroy(handle) }
+
+    var size: (width: Int, height: Int) {
+        var w: Int32 = 0, h: Int32 = 0
+        rc_capture_size(handle, &w, &h)
+        return (Int(w), Int(h))
+    }
+
+    var sourceFPS: Double { rc_capture_source_fps(handle) }
+
+    enum GrabResult { case frame, end, failed(String) }
+
+    @inline(__always)
+    func grab() -> GrabResult {
+        switch rc_capture_grab(handle, message.base, message.count) {
+        case Int32(RC_OK): return .frame
+        case Int32(RC_END): return .end
+        default: return .failed(message.text)
+        }
+    }
+
+    enum RetrieveResult { case ok, sizeChanged(width: Int, height: Int), failed(String) }
+
+    @inline(__always)
+    func retrieve(into dst: UnsafeMutableRawPointer, stride: Int) -> RetrieveResult {
+        let status = rc_capture_retrieve(handle, dst.assumingMemoryBound(to: UInt8.self), stride,
+                                         message.base, message.count)
+        switch status {
+        case Int32(RC_OK): return .ok
+        case Int32(RC_SIZE_CHANGED):
+            let s = size
+            return .sizeChanged(width: s.width, height: s.height)
+        default: return .failed(message.text)
+        }
+    }
+
+    func copyKeptFrame(into dst: UnsafeMutableRawPointer, stride: Int) -> Bool {
+        rc_capture_copy_frame(handle, dst.assumingMemoryBound(to: UInt8.self), stride, message.base, message.count) == RC_OK
+    }
+}
+
+/// The built-in test pattern renderer. Owned by one capture thread.
+final class TestPattern {
+    private let handle: OpaquePointer
+    let width: Int
+    let height: Int
+
+    init(width: Int, height: Int) throws(CaptureError) {
+        guard let handle = rc_pattern_create(Int32(width), Int32(height)) else {
+            throw CaptureError(source: "test:\(width)x\(height)", reason: "cannot create the test pattern")
+        }
+        self.handle = handle
+        self.width = width
+        self.height = height
+    }
+
+    deinit { rc_pattern_destroy(handle) }
+
+    @inline(__always)
+    func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64) {
+        rc_pattern_render(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs)
+    }
+}
+
+/// Encodes packed BGR frames to JPEG with TurboJPEG. Owned by one writer thread.
+public final class JPEGEncoder {
+    private let handle: OpaquePointer
+    private var message = MessageBuffer()
+
+    public init() throws(CaptureError) {
+        let message = MessageBuffer()
+        guard let handle = rc_jpeg_encoder_create(message.base, message.count) else {
+            throw CaptureError(source: "jpeg", reason: message.text)
+        }
+        self.handle = handle
+    }
+
+    deinit { rc_jpeg_encoder_destroy(handle) }
+
+    public static func maxSize(width: Int, height: Int) -> Int { rc_jpeg_max_size(Int32(width), Int32(height)) }
+
+    /// Encodes into `dst`; returns the JPEG's length, or the encoder's reason for failing.
+    @inline(__always)
+    public func encode(_ pixels: UnsafeRawPointer, width: Int, height: Int, stride: Int, quality: Int,
+                       into dst: UnsafeMutableRawPointer, capacity: Int) -> Result<Int, CaptureError> {
+        var length = 0
+        let status = rc_jpeg_encode(handle, pixels.assumingMemoryBound(to: UInt8.self), Int32(width), Int32(height),
+                                    stride, Int32(quality), dst.assumingMemoryBound(to: UInt8.self), capacity,
+                                    &length, message.base, message.count)
+        guard status == RC_OK else { return .failure(CaptureError(source: "jpeg", reason: message.text)) }
+        return .success(length)
+    }
+}

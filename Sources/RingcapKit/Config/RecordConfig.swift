@@ -1,0 +1,110 @@
+import Foundation
+
+/// Everything `ringcap record` was asked to do, validated, with the defaults filled in.
+/// A plain value: built once on the main thread and handed to the `Recorder`.
+public struct RecordConfig: Sendable {
+    public var cameras: [CameraSpec]
+    public var outDirectory: String
+    /// Cap on each camera's capture rate; nil: the source's own rate (files: as fast as the
+    /// pipeline takes them).
+    public var fpsCap: Double?
+    public var size: FrameSize?
+    public var quality: Int = 85
+    public var writers: Int
+    /// Requested ring capacity; nil: about two seconds of frames for all cameras.
+    public var ringCapacity: Int?
+    /// nil: per camera, drop-oldest for live sources and wait for files.
+    public var whenFull: WhenFull?
+    public var durationSeconds: Double?
+    public var framesPerCamera: Int?
+    public var statsJSONPath: String?
+    public var fsync = false
+    /// Print one progress line a second (set when stderr is a terminal).
+    public var progress = false
+
+    public init(cameras: [CameraSpec], outDirectory: String = "captures",
+                writers: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.cameras = cameras
+        self.outDirectory = outDirectory
+        self.writers = writers
+    }
+
+    /// The rate each camera is expected to deliver, for sizing the ring: the cap, else the
+    /// source's announced rate, else 30 frames/s.
+    public func expectedFPS(of camera: CameraSpec) -> Double {
+        let nominal = camera.source.nominalFPS ?? 30
+        if let fpsCap { return min(fpsCap, nominal) }
+        return nominal
+    }
+
+    /// The ring capacity actually requested of `DropOldestRing` (which may round it up).
+    public var effectiveRingCapacity: Int {
+        if let ringCapacity { return ringCapacity }
+        let twoSeconds = cameras.reduce(0.0) { $0 + 2 * expectedFPS(of: $1) }
+        return max(8, Int(twoSeconds.rounded(.up)))
+    }
+
+    public func whenFull(for camera: CameraSpec) -> WhenFull {
+        whenFull ?? (camera.source.isLive ? .dropOldest : .wait)
+    }
+
+    /// Checks what can be checked before starting: values in range, names unique, files present,
+    /// and the output folder creatable and writable (it is created here).
+    public func validate() throws(ConfigError) {
+        guard !cameras.isEmpty else {
+            throw .invalidValue(flag: "--camera", value: "", reason: "at least one camera is needed")
+        }
+        var seen = Set<String>()
+        for camera in cameras {
+            try CameraSpec.validate(name: camera.name)
+            guard seen.insert(camera.name).inserted else { throw .duplicateCamera(camera.name) }
+            if case .file(let path) = camera.source {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+                    throw .missingFile(path)
+                }
+            }
+        }
+        if let fpsCap, !(fpsCap.isFinite && fpsCap > 0 && fpsCap <= 1000) {
+            throw .invalidValue(flag: "--fps", value: "\(fpsCap)", reason: "must be a number of frames/s in 0<N<=1000")
+        }
+        guard (1...100).contains(quality) else {
+            throw .invalidValue(flag: "--quality", value: "\(quality)", reason: "must be 1...100")
+        }
+        guard (1...256).contains(writers) else {
+            throw .invalidValue(flag: "--writers", value: "\(writers)", reason: "must be 1...256")
+        }
+        if let ringCapacity, !(2...(1 << 20)).contains(ringCapacity) {
+            throw .invalidValue(flag: "--ring", value: "\(ringCapacity)", reason: "must be 2...1048576")
+        }
+        if let durationSeconds, !(durationSeconds.isFinite && durationSeconds > 0) {
+            throw .invalidValue(flag: "--duration", value: "\(durationSeconds)", reason: "must be a positive number of seconds")
+        }
+        if let framesPerCamera, framesPerCamera <= 0 {
+            throw .invalidValue(flag: "--frames", value: "\(framesPerCamera)", reason: "must be a positive number of frames")
+        }
+        guard !outDirectory.isEmpty else {
+            throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
+        }
+        try Self.prepareOutput(outDirectory)
+    }
+
+    static func prepareOutput(_ path: String) throws(ConfigError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw .outputNotWritable(path: path, reason: "cannot be created (\(Self.reason(error)))")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw .outputNotWritable(path: path, reason: "is not writable (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    private static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return ns.localizedDescription
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+
+/// Where a camera's frames come from, as given after `NAME=` in `--camera`.
+public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
+    /// A V4L2 webcam: `0`, `/dev/video0`.
+    case device(index: Int)
+    /// A network stream FFmpeg reads: `rtsp://…`, `http(s)://…` (MJPEG or any other).
+    case stream(url: String)
+    /// A video file, read frame by frame (nothing live, so nothing should be lost).
+    case file(path: String)
+    /// The built-in test pattern, live-paced: `test:WxH@FPS`.
+    case testPattern(width: Int, height: Int, fps: Double)
+
+    static let streamSchemes = ["rtsp", "rtsps", "http", "https", "rtmp", "srt", "udp", "tcp"]
+
+    /// Parses a source. Does not touch the file system; `validate` checks that files exist.
+    public init(parsing text: String) throws(ConfigError) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw ConfigError.invalidSource(text, "the source is empty") }
+        if let index = Int(trimmed) {
+            guard index >= 0 && index < 1024 else { throw ConfigError.invalidSource(text, "a device index is 0 or more") }
+            self = .device(index: index)
+        } else if trimmed.hasPrefix("/dev/video") {
+            guard let index = Int(trimmed.dropFirst("/dev/video".count)), index >= 0 else {
+                throw ConfigError.invalidSource(text, "expected /dev/videoN")
+            }
+            self = .device(index: index)
+        } else if trimmed == "test" || trimmed.hasPrefix("test:") {
+            self = try Self.parseTestPattern(trimmed)
+        } else if let range = trimmed.range(of: "://") {
+            let scheme = trimmed[..<range.lowerBound].lowercased()
+            guard Self.streamSchemes.contains(scheme) else {
+                throw ConfigError.invalidSource(text, "unknown scheme '\(scheme)' (rtsp, rtsps, http, https, rtmp, srt, udp, tcp)")
+            }
+            guard trimmed.count > range.upperBound.utf16Offset(in: trimmed) else {
+                throw ConfigError.invalidSource(text, "the URL has no host")
+            }
+            self = .stream(url: trimmed)
+        } else {
+            self = .file(path: trimmed)
+        }
+    }
+
+    private static func parseTestPattern(_ text: String) throws(ConfigError) -> SourceSpec {
+        // test, test:WxH, test:WxH@FPS
+        guard text != "test" else { return .testPattern(width: 640, height: 480, fps: 30) }
+        let body = text.dropFirst("test:".count)
+        let parts = body.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { throw ConfigError.invalidSource(text, "expected test:WxH@FPS") }
+        let size: FrameSize
+        do { size = try FrameSize(parsing: String(parts[0])) } catch {
+            throw ConfigError.invalidSource(text, "expected test:WxH@FPS with a size such as 1280x720")
+        }
+        var fps = 30.0
+        if parts.count == 2 {
+            guard let value = Double(parts[1]), value.isFinite, value > 0, value <= 1000 else {
+                throw ConfigError.invalidSource(text, "the rate '\(parts[1])' must be a number of frames/s in 0<FPS<=1000")
+            }
+            fps = value
+        }
+        return .testPattern(width: size.width, height: size.height, fps: fps)
+    }
+
+    public var isLive: Bool {
+        if case .file = self { return false }
+        return true
+    }
+
+    /// The rate the source itself announces, when it is known before opening.
+    public var nominalFPS: Double? {
+        if case .testPattern(_, _, let fps) = self { return fps }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .device(let index): return "/dev/video\(index)"
+        case .stream(let url): return url
+        case .file(let path): return path
+        case .testPattern(let w, let h, let fps):
+            let rate = fps == fps.rounded() ? String(Int(fps)) : String(fps)
+            return "test:\(w)x\(h)@\(rate)"
+        }
+    }
+}
+
+/// A frame size `WxH`.
+public struct FrameSize: Equatable, Sendable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+
+    public static let maxWidth = 7680, maxHeight = 4320
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    public init(parsing text: String) throws(ConfigError) {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else {
+            throw ConfigError.invalidValue(flag: "--size", value: text, reason: "expected WxH such as 1280x720")
+        }
+        guard (16...Self.maxWidth).contains(w), (16...Self.maxHeight).contains(h) else {
+            throw ConfigError.invalidValue(flag: "--size", value: text,
+                                           reason: "width must be 16...\(Self.maxWidth) and height 16...\(Self.maxHeight)")
+        }
+        width = w
+        height = h
+    }
+
+    public var description: String { "\(width)x\(height)" }
+}
+
+/// One `--camera [NAME=]SOURCE`.
+public struct CameraSpec: Equatable, Sendable {
+    public var name: String
+    public var source: SourceSpec
+
+    /// Parses `[NAME=]SOURCE`. Text before the first `=` is a name unless it contains `://`
+    /// (then the `=` belongs to a URL's query). Unnamed cameras get `cam<index>`.
+    public init(parsing text: String, index: Int) throws(ConfigError) {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ConfigError.invalidValue(flag: "--camera", value: text, reason: "the camera spec is empty")
+        }
+        var name = "cam\(index)"
+        var sourceText = text
+        if let eq = text.firstIndex(of: "="), !text[..<eq].contains("://") {
+            name = String(text[..<eq])
+            sourceText = String(text[text.index(after: eq)...])
+            try Self.validate(name: name)
+        }
+        self.name = name
+        self.source = try SourceSpec(parsing: sourceText)
+    }
+
+    public init(name: String, source: SourceSpec) {
+        self.name = name
+        self.source = source
+    }
+
+    /// Camera names become folder names under `--out`: letters, digits, `-` and `_` only, so a
+    /// name can never climb out of the output folder or hide as a dot-file.
+    public static func validate(name: String) throws(ConfigError) {
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
+        }
+        guard !name.isEmpty, name.utf8.count <= 64, allowed else {
+            throw ConfigError.invalidValue(flag: "--camera", value: name,
+                                           reason: "a camera name is 1-64 letters, digits, '-' or '_'")
+        }
+    }
+}
+
+/// What the recorder does when a frame arrives and the ring is full.
+public enum WhenFull: String, Sendable, CaseIterable {
+    /// Evict the oldest frame: the newest always win (the default for live sources).
+    case dropOldest = "drop-oldest"
+    /// Wait for a writer to make room (the default for files: nothing is live, nothing is lost).
+    case wait
+}
+
+/// A configuration problem, found before anything starts. Carries the bad value.
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
+    case invalidValue(flag: String, value: String, reason: String)
+    case invalidSource(String, String)
+    case duplicateCamera(String)
+    case missingFile(String)
+    case outputNotWritable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidValue(let flag, let value, let reason): return "\(flag) '\(value)': \(reason)"
+        case .invalidSource(let value, let reason): return "--camera source '\(value)': \(reason)"
+        case .duplicateCamera(let name): return "--camera: the name '\(name)' is used twice"
+        case .missingFile(let path): return "--camera: no such video file '\(path)'"
+        case .outputNotWritable(let path, let reason): return "--out '\(path)': \(reason)"
+        }
+    }
+
+    /// sysexits(3): EX_USAGE for bad flags, EX_CANTCREAT for an output folder that cannot be used.
+    public var exitCode: Int32 {
+        if case .outputNotWritable = self { return 73 }
+        return 64
+    }
+}

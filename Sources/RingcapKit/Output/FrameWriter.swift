@@ -1,0 +1,310 @@
+import Foundation
+import Histogram
+import Logging
+import RingBuffer
+import Synchronization
+
+/// What a writer needs to know of each camera, fixed at start.
+struct WriterCamera {
+    let pool: FramePool
+    let counters: CameraCounters
+    /// `{"camera":"NAME","source":"SOURCE",` as bytes: the sidecar's constant head.
+    let sidecarHead: [UInt8]
+    /// `OUT/NAME/` as bytes.
+    let folder: [UInt8]
+}
+
+/// One writer thread (`rc-wr-<n>`): pop a token → encode the frame to JPEG → write it under a
+/// temporary name in its minute folder → rename into place → the same for its JSON sidecar.
+/// A reader never sees half a file: `.jpg` and `.json` appear whole, the sidecar after its JPEG.
+///
+/// Owned by its thread: the encoder, the buffers, the folder cache and the latency histograms are
+/// touched by nothing else until `join` returns. Failures are counted per frame and logged at
+/// most once every few seconds per kind; they never stop the writer.
+final class FrameWriter: @unchecked Sendable {
+    let index: Int
+    private let cameras: [WriterCamera]
+    private let ring: DropOldestRing<FrameToken>
+    private let framesReady: Doorbell
+    private let spaceReady: Doorbell
+    private let producersDone: OnceFlag
+    private let quality: Int
+    private let fsync: Bool
+    private let logger: Logger
+    private let done = DispatchSemaphore(value: 0)
+    private let abandon = Atomic<Bool>(false)
+    /// Frames popped but not yet counted (written or failed); read at shutdown when the drain
+    /// deadline passed.
+    let inFlight = Atomic<Int>(0)
+    /// Which camera the in-flight frame belongs to (valid while `inFlight` is 1).
+    let inFlightCamera = Atomic<Int>(0)
+
+    // Owned by the writer thread.
+    private let encoder: JPEGEncoder
+    private var jpeg: UnsafeMutableRawPointer
+    private var jpegCapacity: Int
+    private var path = ByteSink(capacity: 4096)
+    private var tempPath = ByteSink(capacity: 4096)
+    private var sidecar = ByteSink(capacity: 8192)
+    private var lastMinute: [Int64]                 // per camera: minute folder known to exist
+    private var lastLogNs: [Int32: UInt64] = [:]    // errno -> when last logged (only on failure)
+    /// Grab-to-rename latency per camera, in microseconds.
+    private(set) var latencyUs: [Histogram<UInt64>]
+    private var iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+
+    init(index: Int, cameras: [WriterCamera], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
+         spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, logger: Logger) throws(CaptureError) {
+        self.index = index
+        self.cameras = cameras
+        self.ring = ring
+        self.framesReady = framesReady
+        self.spaceReady = spaceReady
+        self.producersDone = producersDone
+        self.quality = quality
+        self.fsync = fsync
+        var logger = logger
+        logger[metadataKey: "writer"] = "\(index)"
+        self.logger = logger
+        encoder = try JPEGEncoder()
+        jpegCapacity = JPEGEncoder.maxSize(width: 1920, height: 1080)
+        jpeg = .allocate(byteCount: jpegCapacity, alignment: 64)
+        lastMinute = Array(repeating: Int64.min, count: cameras.count)
+        latencyUs = Array(repeating: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three),
+                          count: cameras.count)
+    }
+
+    deinit {
+        jpeg.deallocate()
+        iov.deallocate()
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            setCurrentThreadName("rc-wr-\(index)")
+            blockTerminationSignals()
+            run()
+            done.signal()
+        }
+        thread.name = "rc-wr-\(index)"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func join(timeoutNs: UInt64) -> Bool {
+        done.wait(timeout: .now() + .nanoseconds(Int(timeoutNs))) == .success
+    }
+
+    /// Stop after the frame in hand even if the ring is not empty (the drain deadline passed).
+    func abandonDrain() { abandon.store(true, ordering: .relaxed) }
+
+    private func run() {
+        while !abandon.load(ordering: .relaxed) {
+            guard let token = ring.pop() else {
+                // Producers finish before the writers are told to: once they are done and the
+                // ring is empty, nothing more will come.
+                if producersDone.isSet && ring.count == 0 { return }
+                _ = framesReady.wait(timeoutNs: 100_000_000) { ring.count > 0 || producersDone.isSet }
+                continue
+            }
+            spaceReady.ring()
+            inFlightCamera.store(Int(token.camera), ordering: .relaxed)
+            inFlight.store(1, ordering: .relaxed)
+            write(token)
+            inFlight.store(0, ordering: .relaxed)
+        }
+    }
+
+    @inline(__always)
+    private func write(_ token: FrameToken) {
+        let camera = cameras[Int(token.camera)]
+        let slot = token.slot
+        let meta = camera.pool.meta[Int(slot)]
+        let width = Int(meta.width), height = Int(meta.height)
+
+        // Encode, then give the pixels back at once: the pool slot is free while we wait on disk.
+        let needed = JPEGEncoder.maxSize(width: width, height: height)
+        if needed > jpegCapacity {  // a bigger camera than any before: grow once
+            jpeg.deallocate()
+            jpeg = .allocate(byteCount: needed, alignment: 64)
+            jpegCapacity = needed
+        }
+        guard let pixels = camera.pool.pixels(slot) else {
+            camera.pool.release(slot)
+            fail(camera, errno: -1, what: "frame without pixels")
+            return
+        }
+        let encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
+                                     quality: quality, into: jpeg, capacity: jpegCapacity)
+        camera.pool.release(slot)
+        guard case .success(let jpegBytes) = encoded else {
+            if case .failure(let error) = encoded { fail(camera, errno: -2, what: "JPEG encode: \(error.reason)") }
+            return
+        }
+
+        // OUT/NAME/YYYY/MM/DD/HH/MM/HHMMSS.ffffff_SEQ
+        let fields = UTCFields(unixNs: meta.wallNs)
+        path.reset()
+        camera.folder.withUnsafeBufferPointer { path.append(bytes: $0) }
+        path.append(int: fields.year, width: 4); path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.month, width: 2); path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.day, width: 2); path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.hour, width: 2); path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.minute, width: 2)
+        let folderLength = path.count
+        let minute = meta.wallNs >= 0 ? meta.wallNs / 60_000_000_000 : (meta.wallNs - 59_999_999_999) / 60_000_000_000
+        if lastMinute[Int(token.camera)] != minute {
+            guard makeFolders(upTo: folderLength, camera: camera) else { return }
+            lastMinute[Int(token.camera)] = minute
+        }
+        path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.hour, width: 2)
+        path.append(int: fields.minute, width: 2)
+        path.append(int: fields.second, width: 2)
+        path.append(byte: UInt8(ascii: "."))
+        path.append(int: fields.microsecond, width: 6)
+        path.append(byte: UInt8(ascii: "_"))
+        path.append(int: Int64(bitPattern: meta.seq))
+        let stemLength = path.count
+
+        // The JPEG.
+        path.append(".jpg")
+        iov[0] = iovec(iov_base: jpeg, iov_len: jpegBytes)
+        var error = storeFile(parts: 1, folderLength: folderLength)
+        if error == ENOENT {
+            // The minute folder went away under us (deleted by hand or by retention): once more.
+            lastMinute[Int(token.camera)] = Int64.min
+            path.truncate(to: folderLength)
+            guard makeFolders(upTo: folderLength, camera: camera) else { return }
+            lastMinute[Int(token.camera)] = minute
+            path.truncate(to: folderLength)
+            rebuildName(fields: fields, seq: meta.seq)
+            path.append(".jpg")
+            error = storeFile(parts: 1, folderLength: folderLength)
+        }
+        guard error == 0 else {
+            fail(camera, errno: error, what: "writing JPEG")
+            return
+        }
+
+        // The sidecar, after its JPEG: a reader that sees the .json finds the .jpg.
+        sidecar.reset()
+        camera.sidecarHead.withUnsafeBufferPointer { sidecar.append(bytes: $0) }
+        sidecar.append("\"seq\":"); sidecar.append(int: Int64(bitPattern: meta.seq))
+        sidecar.append(",\"time\":\""); sidecar.append(isoTimeNs: meta.wallNs)
+        sidecar.append("\",\"monotonic_ns\":"); sidecar.append(int: Int64(bitPattern: meta.monotonicNs))
+        sidecar.append(",\"width\":"); sidecar.append(int: width)
+        sidecar.append(",\"height\":"); sidecar.append(int: height)
+        sidecar.append(",\"jpeg\":{\"quality\":"); sidecar.append(int: quality)
+        sidecar.append(",\"bytes\":"); sidecar.append(int: jpegBytes)
+        sidecar.append("},\"gps\":null")  // GPS: see issue 4
+        sidecar.append(",\"ring\":{\"depth\":"); sidecar.append(int: Int(meta.ringDepth))
+        sidecar.append(",\"dropped\":"); sidecar.append(int: meta.droppedSoFar)
+        sidecar.append("}}\n")
+        path.truncate(to: stemLength)
+        path.append(".json")
+        iov[0] = iovec(iov_base: UnsafeMutableRawPointer(sidecar.base), iov_len: sidecar.count)
+        error = sidecar.overflowed ? EOVERFLOW : storeFile(parts: 1, folderLength: folderLength)
+        guard error == 0 else {
+            // The JPEG without its record is not a frame: take it back.
+            path.truncate(to: stemLength)
+            path.append(".jpg")
+            if path.terminate() { unlink(UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self)) }
+            fail(camera, errno: error, what: "writing sidecar")
+            return
+        }
+        let latencyNs = Clock.monotonicNs() &- meta.monotonicNs
+        _ = latencyUs[Int(token.camera)].record(latencyNs / 1000)
+        camera.counters.written.add(1, ordering: .relaxed)
+    }
+
+    private func rebuildName(fields: UTCFields, seq: UInt64) {
+        path.append(byte: UInt8(ascii: "/"))
+        path.append(int: fields.hour, width: 2)
+        path.append(int: fields.minute, width: 2)
+        path.append(int: fields.second, width: 2)
+        path.append(byte: UInt8(ascii: "."))
+        path.append(int: fields.microsecond, width: 6)
+        path.append(byte: UInt8(ascii: "_"))
+        path.append(int: Int64(bitPattern: seq))
+    }
+
+    /// Writes `iov[0..<parts]` to `path` + ".rctmp", optionally fsyncs, and renames it to `path`.
+    /// Returns 0 or the errno that stopped it; on failure no temporary file is left behind.
+    private func storeFile(parts: Int, folderLength: Int) -> Int32 {
+        let finalLength = path.count
+        guard path.terminate() else { return ENAMETOOLONG }
+        tempPath.reset()
+        tempPath.append(bytes: UnsafeBufferPointer(start: path.base, count: finalLength))
+        tempPath.append(Recorder.temporarySuffix)
+        guard tempPath.terminate() else { return ENAMETOOLONG }
+        let finalName = UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self)
+        let tempName = UnsafeRawPointer(tempPath.base).assumingMemoryBound(to: CChar.self)
+
+        let fd = open(tempName, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return errno }
+        var failure: Int32 = 0
+        var remaining = 0
+        for i in 0..<parts { remaining += iov[i].iov_len }
+        var first = 0
+        while remaining > 0 {
+            let n = writev(fd, iov + first, Int32(parts - first))
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            remaining -= n
+            // Skip what was written; a short write leaves the rest of one part.
+            var consumed = n
+            while consumed > 0 && first < parts {
+                if consumed >= iov[first].iov_len {
+                    consumed -= iov[first].iov_len
+                    first += 1
+                } else {
+                    iov[first].iov_base += consumed
+                    iov[first].iov_len -= consumed
+                    consumed = 0
+                }
+            }
+        }
+        if failure == 0 && fsync && Glibc.fsync(fd) != 0 { failure = errno }
+        if close(fd) != 0 && failure == 0 { failure = errno }
+        if failure == 0 && rename(tempName, finalName) != 0 { failure = errno }
+        if failure != 0 { unlink(tempName) }
+        return failure
+    }
+
+    /// Creates OUT/NAME/YYYY/MM/DD/HH/MM one level at a time; `path` holds it in its first
+    /// `length` bytes. Counts the frame as failed when it cannot.
+    private func makeFolders(upTo length: Int, camera: WriterCamera) -> Bool {
+        // Only the folders below OUT/NAME can be missing on a later minute, but creating from the
+        // camera's folder down covers a tree deleted by hand as well.
+        let start = camera.folder.count - 1
+        var i = start
+        while i <= length {
+            if i == length || path.base[i] == UInt8(ascii: "/") {
+                let saved = i < path.capacity ? path.base[i] : 0
+                path.base[i] = 0
+                let rc = mkdir(UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self), 0o755)
+                let err = errno
+                path.base[i] = saved
+                if rc != 0 && err != EEXIST {
+                    fail(camera, errno: err, what: "creating folder")
+                    return false
+                }
+            }
+            i += 1
+        }
+        return true
+    }
+
+    private func fail(_ camera: WriterCamera, errno err: Int32, what: String) {
+        camera.counters.failed.add(1, ordering: .relaxed)
+        let now = Clock.monotonicNs()
+        if let last = lastLogNs[err], now - last < 5_000_000_000 { return }
+        lastLogNs[err] = now
+        let reason = err > 0 ? String(cString: strerror(err)) : "error"
+        let file = String(decoding: UnsafeBufferPointer(start: path.base, count: path.count), as: UTF8.self)
+        logger.error("\(what) \(file): \(reason) (frames keep being counted as failed; further errors of this kind are not logged for 5 s)")
+    }
+}

@@ -1,0 +1,263 @@
+import Foundation
+import Histogram
+import Logging
+import RingBuffer
+import Synchronization
+
+/// Set by the signal handler, read by the recorder's main loop: signals only set a flag.
+/// 0: running; 1: stop requested; 2+: stop now.
+public let terminationRequests = Atomic<Int>(0)
+
+/// Runs one recording: cameras → ring → writers → disk, until the duration, the frame limits,
+/// the end of every file, or a signal ends it; then drains and reports.
+///
+/// Used from one thread (the main thread): `run` blocks until the recording is over.
+public final class Recorder {
+    /// Files being written carry this suffix until they are renamed into place. No reader
+    /// matches it; a start removes any left behind by a crash or power cut.
+    public static let temporarySuffix: StaticString = ".rctmp"
+
+    public let config: RecordConfig
+    private let logger: Logger
+    private let gps: GPSSnapshot?
+    /// How long writers may drain the ring after capture stops.
+    public var drainTimeoutNs: UInt64 = 5_000_000_000
+    /// Called once a second with the progress line (when `config.progress`).
+    public var onProgress: ((String) -> Void)?
+
+    public init(config: RecordConfig, gps: GPSSnapshot? = nil, logger: Logger) {
+        self.config = config
+        self.gps = gps
+        self.logger = logger
+    }
+
+    /// Removes temporaries left under `out` by an earlier run that was killed. Returns how many.
+    @discardableResult
+    public static func removeLeftoverTemporaries(in out: String) -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: out) else { return 0 }
+        var removed = 0
+        let suffix = temporarySuffix.description
+        while let relative = walker.nextObject() as? String {
+            if relative.hasSuffix(suffix) {
+                if unlink(out + "/" + relative) == 0 { removed += 1 }
+            }
+        }
+        return removed
+    }
+
+    /// Records until done and returns the summary. Throws only when nothing could start.
+    public func run() throws(CaptureError) -> RecordingSummary {
+        let start = Clock.monotonicNs()
+        let removed = Self.removeLeftoverTemporaries(in: config.outDirectory)
+        if removed > 0 { logger.notice("removed \(removed) temporary file(s) left by an earlier run") }
+
+        let ring = DropOldestRing<FrameToken>(capacity: config.effectiveRingCapacity)
+        // Enough slots for a full ring, one in each writer's hands, and one in the capture
+        // thread's, plus one spare: a capture thread never waits for a free slot.
+        let slotsPerCamera = ring.capacity + config.writers + 2
+        let pools = config.cameras.map { _ in FramePool(slotCount: slotsPerCamera) }
+        let counters = config.cameras.map { _ in CameraCounters() }
+        let framesReady = Doorbell()
+        let spaceReady = Doorbell()
+        let producersDone = OnceFlag()
+
+        let outPrefix = config.outDirectory.hasSuffix("/") ? config.outDirectory : config.outDirectory + "/"
+        let writerCameras = config.cameras.enumerated().map { i, spec -> WriterCamera in
+            var head = ByteSink(capacity: 4096)
+            head.append("{\"camera\":")
+            head.append(jsonString: spec.name)
+            head.append(",\"source\":")
+            head.append(jsonString: spec.source.description)
+            head.append(",")
+            return WriterCamera(pool: pools[i], counters: counters[i], sidecarHead: Array(head.bytes),
+                                folder: Array((outPrefix + spec.name + "/").utf8))
+        }
+        var writers: [FrameWriter] = []
+        for i in 0..<config.writers {
+            writers.append(try FrameWriter(index: i, cameras: writerCameras, ring: ring, framesReady: framesReady,
+                                           spaceReady: spaceReady, producersDone: producersDone,
+                                           quality: config.quality, fsync: config.fsync, logger: logger))
+        }
+        let captures = config.cameras.enumerated().map { i, spec -> CaptureThread in
+            var interval: UInt64 = 0
+            var rate = config.fpsCap
+            if case .testPattern(_, _, let fps) = spec.source { rate = min(rate ?? fps, fps) }
+            if let rate { interval = UInt64((1e9 / rate).rounded()) }
+            let settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size, minIntervalNs: interval,
+                                           whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
+            return CaptureThread(settings: settings, counters: counters[i], pool: pools[i], pools: pools,
+                                 allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
+                                 gps: gps, logger: logger)
+        }
+
+        logger.info("recording \(config.cameras.count) camera(s) into \(config.outDirectory) with \(config.writers) writer(s), ring \(ring.capacity)")
+        writers.forEach { $0.start() }
+        captures.forEach { $0.start() }
+
+        // Wait for the end: a signal, the duration, or every camera finished.
+        let deadline = config.durationSeconds.map { start + UInt64($0 * 1e9) }
+        var lastProgress = start
+        var lastCaptured = counters.map { _ in 0 }
+        var stopReason = "all cameras finished"
+        while true {
+            if terminationRequests.load(ordering: .relaxed) > 0 { stopReason = "signal"; break }
+            let now = Clock.monotonicNs()
+            if let deadline, now >= deadline { stopReason = "duration reached"; break }
+            if counters.allSatisfy({ $0.finished.load(ordering: .relaxed) }) { break }
+            if now - lastProgress >= 1_000_000_000 {
+                let seconds = Double(now - lastProgress) / 1e9
+                if config.progress, let onProgress {
+                    onProgress(progressLine(counters: counters, last: lastCaptured, seconds: seconds, ringDepth: ring.count))
+                }
+                lastCaptured = counters.map { $0.captured.load(ordering: .relaxed) }
+                lastProgress = now
+            }
+            usleep(20_000)
+        }
+        logger.info("stopping: \(stopReason)")
+
+        // Stop capture first, then let the writers drain what is in the ring.
+        captures.forEach { $0.requestStop() }
+        spaceReady.ringAll()
+        let drainDeadline = Clock.monotonicNs() + drainTimeoutNs
+        var stuckCameras: [String] = []
+        for capture in captures {
+            let left = drainDeadline > Clock.monotonicNs() ? drainDeadline - Clock.monotonicNs() : 0
+            if !capture.join(timeoutNs: max(left, 100_000_000)) { stuckCameras.append(capture.settings.spec.name) }
+        }
+        if !stuckCameras.isEmpty {
+            logger.warning("camera(s) \(stuckCameras.joined(separator: ", ")) still blocked in their source; not waiting for them")
+        }
+        producersDone.set()
+        framesReady.ringAll()
+        var drained = true
+        for writer in writers {
+            let left = drainDeadline > Clock.monotonicNs() ? drainDeadline - Clock.monotonicNs() : 0
+            if !writer.join(timeoutNs: left) {
+                drained = false
+                writer.abandonDrain()
+            }
+        }
+        if !drained {
+            framesReady.ringAll()
+            // Frames still in the ring after the deadline are accounted for as dropped.
+            var abandoned = 0
+            while let token = ring.pop() {
+                counters[Int(token.camera)].dropped.add(1, ordering: .relaxed)
+                pools[Int(token.camera)].release(token.slot)
+                abandoned += 1
+            }
+            for writer in writers where !writer.join(timeoutNs: 1_000_000_000) {
+                if writer.inFlight.load(ordering: .relaxed) == 1 {
+                    counters[writer.inFlightCamera.load(ordering: .relaxed)].failed.add(1, ordering: .relaxed)
+                }
+            }
+            logger.warning("drain deadline passed: \(abandoned) frame(s) left in the ring were not written")
+        }
+
+        let elapsed = Double(Clock.monotonicNs() - start) / 1e9
+        var cameraSummaries: [RecordingSummary.Camera] = []
+        for (i, spec) in config.cameras.enumerated() {
+            var merged = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+            for writer in writers { merged.add(writer.latencyUs[i]) }
+            let c = counters[i]
+            func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
+            cameraSummaries.append(.init(
+                name: spec.name, source: spec.source.description,
+                captured: c.captured.load(ordering: .relaxed), written: c.written.load(ordering: .relaxed),
+                dropped: c.dropped.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
+                reconnects: c.reconnects.load(ordering: .relaxed),
+                downSeconds: Double(c.downNs.load(ordering: .relaxed)) / 1e9,
+                latencyMs: merged.totalCount == 0 ? nil : .init(
+                    p50: ms(merged.valueAtPercentile(50)), p90: ms(merged.valueAtPercentile(90)),
+                    p99: ms(merged.valueAtPercentile(99)), p999: ms(merged.valueAtPercentile(99.9)),
+                    max: ms(merged.max)),
+                poolSlotsUsed: pools[i].allocatedSlots))
+        }
+        return RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
+                                stopReason: stopReason, cameras: cameraSummaries)
+    }
+
+    private func progressLine(counters: [CameraCounters], last: [Int], seconds: Double, ringDepth: Int) -> String {
+        var parts: [String] = []
+        for (i, spec) in config.cameras.enumerated() {
+            let c = counters[i]
+            let fps = Double(c.captured.load(ordering: .relaxed) - last[i]) / seconds
+            let state = CameraState(rawValue: c.state.load(ordering: .relaxed)) ?? .connecting
+            parts.append("\(spec.name) \(state) \(String(format: "%.1f", fps)) fps written \(c.written.load(ordering: .relaxed)) dropped \(c.dropped.load(ordering: .relaxed))")
+        }
+        return parts.joined(separator: " | ") + " | ring \(ringDepth)"
+    }
+}
+
+/// What a recording did, per camera. `captured == written + dropped + failed` for each camera
+/// once the recording has drained.
+public struct RecordingSummary: Codable, Sendable {
+    public struct Latency: Codable, Sendable {
+        public var p50: Double, p90: Double, p99: Double, p999: Double, max: Double
+    }
+
+    public struct Camera: Codable, Sendable {
+        public var name: String
+        public var source: String
+        public var captured: Int, written: Int, dropped: Int, failed: Int
+        public var reconnects: Int
+        public var downSeconds: Double
+        public var latencyMs: Latency?
+        public var poolSlotsUsed: Int
+
+        enum CodingKeys: String, CodingKey {
+            case name, source, captured, written, dropped, failed, reconnects
+            case downSeconds = "down_s"
+            case latencyMs = "latency_ms"
+            case poolSlotsUsed = "pool_slots_used"
+        }
+    }
+
+    public var elapsedSeconds: Double
+    public var ringCapacity: Int
+    public var writers: Int
+    public var stopReason: String
+    public var cameras: [Camera]
+
+    enum CodingKeys: String, CodingKey {
+        case elapsedSeconds = "elapsed_s"
+        case ringCapacity = "ring_capacity"
+        case writers
+        case stopReason = "stop_reason"
+        case cameras
+    }
+
+    public var totalWritten: Int { cameras.reduce(0) { $0 + $1.written } }
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// The table printed at the end of a recording.
+    public var table: String {
+        var rows = [["camera", "source", "captured", "written", "dropped", "failed", "reconnects", "fps written",
+                     "p50 ms", "p99 ms", "max ms"]]
+        for c in cameras {
+            rows.append([c.name, c.source, "\(c.captured)", "\(c.written)", "\(c.dropped)", "\(c.failed)",
+                         "\(c.reconnects)", String(format: "%.1f", Double(c.written) / max(elapsedSeconds, 1e-9)),
+                         c.latencyMs.map { String(format: "%.1f", $0.p50) } ?? "-",
+                         c.latencyMs.map { String(format: "%.1f", $0.p99) } ?? "-",
+                         c.latencyMs.map { String(format: "%.1f", $0.max) } ?? "-"])
+        }
+        let widths = rows[0].indices.map { col in rows.map { $0[col].count }.max() ?? 0 }
+        var text = ""
+        for (r, row) in rows.enumerated() {
+            let cells = row.enumerated().map { col, cell in
+                col < 2 ? cell.padding(toLength: widths[col], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[col] - cell.count) + cell
+            }
+            text += cells.joined(separator: "  ") + "\n"
+            if r == 0 { text += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        text += String(format: "%.2f s, %d writer(s), ring %d, ", elapsedSeconds, writers, ringCapacity) + "stopped: \(stopReason)\n"
+        return text
+    }
+}

@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RingcapKit
+
+@main
+struct Ringcap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringcap",
+        abstract: "Record frames from many cameras at once, each stamped with when and where it was taken.",
+        discussion: """
+            Each camera gets a capture thread; frames go through a bounded ring that drops the \
+            oldest under pressure to writer threads that store each as a JPEG with a JSON sidecar \
+            under OUT/<camera>/YYYY/MM/DD/HH/MM/. See README.md.
+            """,
+        version: RingcapVersion.string,
+        subcommands: [Record.self],
+        defaultSubcommand: nil
+    )
+
+    /// Runs the command and maps failures to exit codes: 64 for a bad flag or value (with one
+    /// line naming it), 73 for an output folder that cannot be used, the command's own code
+    /// otherwise.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("ringcap: \(error)\n".utf8))
+            Foundation.exit(error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
+                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help record')\n".utf8))
+                Foundation.exit(64)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+extension WhenFull: ExpressibleByArgument {}
+
+extension FrameSize: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let size = try? FrameSize(parsing: argument) else { return nil }
+        self = size
+    }
+}
+
+struct Record: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Record cameras into a folder tree of JPEG frames with JSON sidecars.",
+        discussion: """
+            SOURCE is a V4L2 webcam (0, /dev/video0), a stream URL (rtsp://, http://, https://), \
+            a video file, or test:WxH@FPS, a built-in live test pattern.
+
+            Exit status: 0 when frames were recorded; 64 for a bad flag or value; 73 when --out \
+            cannot be created or written; 69 when nothing could be recorded at all.
+            """
+    )
+
+    @Option(name: .customLong("camera"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("A camera to record, as [NAME=]SOURCE. Repeat for more cameras. NAME (letters, digits, '-', '_') defaults to cam0, cam1, ….",
+                               valueName: "[NAME=]SOURCE"))
+    var cameras: [String] = []
+
+    @Option(name: .customLong("out"), help: ArgumentHelp("The folder to record into; created if missing.", valueName: "DIR"))
+    var out = "captures"
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Cap on each camera's frames per second. Default: the source's own rate; files are read as fast as the pipeline takes them.", valueName: "N"))
+    var fps: Double?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Frame size: webcams are asked for it, other sources are scaled to it.", valueName: "WxH"))
+    var size: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("JPEG quality, 1 to 100.", valueName: "1...100"))
+    var quality: Int = 85
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of writer threads that encode and store frames. Default: the number of cores.", valueName: "N"))
+    var writers: Int?
+
+    @Option(name: .customLong("ring"), parsing: .unconditional,
+            help: ArgumentHelp("Capacity of the ring between capture and writers, in frames (rounded up to a power of two). Default: about two seconds of frames for all cameras together (the sum of 2 × each camera's rate, at least 8).", valueName: "N"))
+    var ring: Int?
+
+    @Option(name: .customLong("when-full"), help: ArgumentHelp("What a camera does when the ring is full: drop-oldest (evict the oldest frame; the default for live sources) or wait (the default for files).", valueName: "drop-oldest|wait"))
+    var whenFull: WhenFull?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
+    var duration: Double?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop each camera after this many frames.", valueName: "N"))
+    var frames: Int?
+
+    @Option(help: ArgumentHelp("Where positions come from. Only 'none' is available in this version.", valueName: "SPEC"))
+    var gps = "none"
+
+    @Option(name: .customLong("stats-json"), help: ArgumentHelp("Also write the summary as JSON to this file.", valueName: "FILE"))
+    var statsJSON: String?
+
+    @Flag(help: "Make each file durable (fsync) before renaming it into place.")
+    var fsync = false
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func buildConfig() throws -> RecordConfig {
+        var specs: [CameraSpec] = []
+        for (i, text) in cameras.enumerated() {
+            specs.append(try CameraSpec(parsing: text, index: i))
+        }
+        var config = RecordConfig(cameras: specs, outDirectory: out)
+        if let fps { config.fpsCap = fps }
+        if let size { config.size = try FrameSize(parsing: size) }
+        config.quality = quality
+        if let writers { config.writers = writers }
+        config.ringCapacity = ring
+        config.whenFull = whenFull
+        config.durationSeconds = duration
+        config.framesPerCamera = frames
+        config.statsJSONPath = statsJSON
+        config.fsync = fsync
+        config.progress = isatty(STDERR_FILENO) == 1
+        guard gps == "none" else {
+            throw ConfigError.invalidValue(flag: "--gps", value: gps, reason: "only 'none' is supported in this version")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
+        }
+        try config.validate()
+        return config
+    }
+
+    func run() throws {
+        let config = try buildConfig()
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ringcap")
+        installSignalHandlers()
+
+        let recorder = Recorder(config: config, logger: logger)
+        recorder.onProgress = { line in
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+        }
+        let summary: RecordingSummary
+        do {
+            summary = try recorder.run()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(69)
+        }
+        if config.progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardError.write(Data(summary.table.utf8))
+        if let path = config.statsJSONPath {
+            do {
+                try summary.jsonData().write(to: URL(fileURLWithPath: path))
+            } catch {
+                logger.error("cannot write --stats-json '\(path)': \(error)")
+            }
+        }
+        if summary.totalWritten == 0 {
+            logger.error("nothing was recorded")
+            throw ExitCode(69)
+        }
+    }
+}
+
+/// SIGINT/SIGTERM only set a flag; the recorder's main loop sees it, stops capture and lets
+/// the writers drain. A second signal exits at once.
+func installSignalHandlers() {
+    let handler: @convention(c) (Int32) -> Void = { _ in
+        let (_, now) = terminationRequests.add(1, ordering: .relaxed)
+        if now >= 2 { _exit(130) }
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}
