@@ -94,8 +94,12 @@ struct Record: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop each camera after this many frames.", valueName: "N"))
     var frames: Int?
 
-    @Option(help: ArgumentHelp("Where positions come from. Only 'none' is available in this version.", valueName: "SPEC"))
-    var gps = "none"
+    @Option(help: ArgumentHelp("Where positions come from: gpsd (a gpsd on this machine, the default), gpsd://HOST:PORT, a serial device such as /dev/ttyUSB0, udp://HOST:PORT or tcp://HOST:PORT (NMEA, read through a private gpsd), fixed:LAT,LON[,ALT], or none. Without a reachable gpsd, recording goes on without positions.", valueName: "SPEC"))
+    var gps = "gpsd"
+
+    @Option(name: .customLong("gps-max-age"), parsing: .unconditional,
+            help: ArgumentHelp("A fix older than this at the frame's grab is still written, marked \"stale\": true.", valueName: "SECONDS"))
+    var gpsMaxAge: Double = 5
 
     @Option(name: .customLong("stats-json"), help: ArgumentHelp("Also write the summary as JSON to this file.", valueName: "FILE"))
     var statsJSON: String?
@@ -123,9 +127,12 @@ struct Record: ParsableCommand {
         config.statsJSONPath = statsJSON
         config.fsync = fsync
         config.progress = isatty(STDERR_FILENO) == 1
-        guard gps == "none" else {
-            throw ConfigError.invalidValue(flag: "--gps", value: gps, reason: "only 'none' is supported in this version")
+        do {
+            config.gps = try GPSSpec(parsing: gps)
+        } catch {
+            throw ConfigError.invalidValue(flag: "--gps", value: gps, reason: "expected \(error.expected)")
         }
+        config.gpsMaxAgeSeconds = gpsMaxAge
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
         }
@@ -144,13 +151,26 @@ struct Record: ParsableCommand {
         let logger = Logger(label: "ringcap")
         installSignalHandlers()
 
-        let recorder = Recorder(config: config, logger: logger)
+        // The GPS thread runs around the recording; capture threads read its snapshot.
+        let snapshot = GPSSnapshot()
+        let gpsReader: GPSReader
+        do {
+            gpsReader = try GPSReader(spec: config.gps, snapshot: snapshot, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(69)
+        }
+        gpsReader.start()
+        defer { gpsReader.stop() }
+
+        let recorder = Recorder(config: config, gps: snapshot, logger: logger)
         recorder.onProgress = { line in
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
         }
-        let summary: RecordingSummary
+        var summary: RecordingSummary
         do {
             summary = try recorder.run()
+            summary.clockOffsetMs = gpsReader.clockOffsetMs
         } catch {
             logger.critical("\(error)")
             throw ExitCode(69)

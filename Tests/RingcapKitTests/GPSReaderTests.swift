@@ -32,7 +32,7 @@ import Testing
         if fix.trackDeg.isFinite {
             #expect(abs(fix.trackDeg - track.courseDeg) < 0.01, sourceLocation: sourceLocation)
         }
-        let age = GPSClock.monotonicNs() &- fix.receivedMonotonicNs
+        let age = Clock.monotonicNs() &- fix.receivedMonotonicNs
         #expect(age < 10_000_000_000, sourceLocation: sourceLocation)
     }
 
@@ -232,7 +232,7 @@ import Testing
         let fix = try #require(snapshot.read())
         #expect(fix.latitude == 31.5 && fix.longitude == 35.5 && fix.altitudeM == -430 && fix.mode == 3)
         #expect(fix.timeNs == GPSFix.noTime)
-        #expect(GPSClock.monotonicNs() - fix.receivedMonotonicNs < 1_000_000_000, "refreshed, never stale")
+        #expect(Clock.monotonicNs() - fix.receivedMonotonicNs < 1_000_000_000, "refreshed, never stale")
         #expect(reader.clockOffsetMs == nil)
         let threadNames = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).compactMap {
             try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -19,6 +19,10 @@ public struct RecordConfig: Sendable {
     public var framesPerCamera: Int?
     public var statsJSONPath: String?
     public var fsync = false
+    /// Where positions come from (`--gps`); the sidecars' `gps.source` says it.
+    public var gps: GPSSpec = .none
+    /// A fix older than this (`--gps-max-age`) is still written, marked `"stale": true`.
+    public var gpsMaxAgeSeconds: Double = 5
     /// Print one progress line a second (set when stderr is a terminal).
     public var progress = false
 
@@ -82,6 +86,9 @@ public struct RecordConfig: Sendable {
         }
         if let framesPerCamera, framesPerCamera <= 0 {
             throw .invalidValue(flag: "--frames", value: "\(framesPerCamera)", reason: "must be a positive number of frames")
+        }
+        guard gpsMaxAgeSeconds.isFinite && gpsMaxAgeSeconds > 0 && gpsMaxAgeSeconds <= 86_400 else {
+            throw .invalidValue(flag: "--gps-max-age", value: "\(gpsMaxAgeSeconds)", reason: "must be a number of seconds in 0<N<=86400")
         }
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")

@@ -143,7 +143,10 @@ public final class GPSReader: @unchecked Sendable {
     }
 
     private func run() {
-        setThreadName("rc-gps")
+        setCurrentThreadName("rc-gps")
+        // Signals are for the main thread (see blockTerminationSignals); the private gpsd gets
+        // an empty mask of its own at spawn.
+        blockTerminationSignals()
         defer {
             snapshot.publish(nil)
             finished.signal()
@@ -163,7 +166,7 @@ public final class GPSReader: @unchecked Sendable {
         logger.info("GPS: fixed position \(lat), \(lon)\(alt.isNaN ? "" : ", \(alt) m")")
         repeat {
             snapshot.publish(GPSFix(latitude: lat, longitude: lon, altitudeM: alt, mode: alt.isNaN ? 2 : 3,
-                                    receivedMonotonicNs: GPSClock.monotonicNs()))
+                                    receivedMonotonicNs: Clock.monotonicNs()))
         } while !sleep(0.25)
     }
 
@@ -194,7 +197,7 @@ public final class GPSReader: @unchecked Sendable {
                         continue
                     }
                     childStarts += 1
-                    childStartedNs = GPSClock.monotonicNs()
+                    childStartedNs = Clock.monotonicNs()
                     logger.debug("GPS: private gpsd (pid \(child.pid)) on 127.0.0.1:\(child.port) reading \(child.source)")
                 }
                 targetPort = child.port
@@ -203,7 +206,7 @@ public final class GPSReader: @unchecked Sendable {
             memset(data, 0, MemoryLayout<gps_data_t>.size)
             guard gps_open(host, String(targetPort), data) == 0 else {
                 // A private gpsd listens about 0.2 s after it starts: retry quietly at first.
-                if child != nil, GPSClock.monotonicNs() &- childStartedNs < 3_000_000_000 {
+                if child != nil, Clock.monotonicNs() &- childStartedNs < 3_000_000_000 {
                     if sleep(0.1) { break }
                     continue
                 }
@@ -257,8 +260,8 @@ public final class GPSReader: @unchecked Sendable {
             snapshot.publish(nil)
             return
         }
-        let receivedMono = GPSClock.monotonicNs()
-        let receivedReal = GPSClock.realtimeNs()
+        let receivedMono = Clock.monotonicNs()
+        let receivedReal = Clock.wallNs()
         var timeNs = GPSFix.noTime
         if data.set & TIME_SET != 0, f.time.tv_sec > 0 {
             timeNs = Int64(f.time.tv_sec) * 1_000_000_000 + Int64(f.time.tv_nsec)
@@ -329,29 +332,4 @@ struct OffsetWindow {
 private final class ThreadBody {
     let run: () -> Void
     init(_ run: @escaping () -> Void) { self.run = run }
-}
-
-/// Names the calling thread (what `top -H`, gdb and /proc show). Foundation's setter calls
-/// pthread_setname_np for the current thread, which Glibc's Swift module does not export.
-private func setThreadName(_ name: String) {
-    Thread.current.name = name
-}
-
-/// The clocks a fix is stamped with.
-public enum GPSClock {
-    /// `CLOCK_MONOTONIC` in ns: the clock frames are stamped with, so ages compare like with like.
-    @inline(__always)
-    public static func monotonicNs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
-    /// `CLOCK_REALTIME` in ns since the Unix epoch.
-    @inline(__always)
-    public static func realtimeNs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
 }

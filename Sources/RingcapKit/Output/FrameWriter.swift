@@ -12,6 +12,16 @@ struct WriterCamera {
     let sidecarHead: [UInt8]
     /// `OUT/NAME/` as bytes.
     let folder: [UInt8]
+    /// The JPEGs' EXIF Model: the camera's name.
+    let name: String
+}
+
+/// What writers put in each frame about GPS (issue 4): the sidecar's `gps` object and the EXIF.
+struct WriterGPS {
+    /// A fix older than this is written with `"stale": true`.
+    let maxAgeNs: UInt64
+    /// The sidecar's `source`, preformatted.
+    let source: GPSSourceJSON
 }
 
 /// One writer thread (`rc-wr-<n>`): pop a token → encode the frame to JPEG → write it under a
@@ -30,6 +40,7 @@ final class FrameWriter: @unchecked Sendable {
     private let producersDone: OnceFlag
     private let quality: Int
     private let fsync: Bool
+    private let gps: WriterGPS
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private let abandon = Atomic<Bool>(false)
@@ -51,9 +62,12 @@ final class FrameWriter: @unchecked Sendable {
     /// Grab-to-rename latency per camera, in microseconds.
     private(set) var latencyUs: [Histogram<UInt64>]
     private var iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
+    /// One EXIF segment per camera (Model differs); noncopyable, hence a raw array.
+    private let exif: UnsafeMutablePointer<EXIFSegment>
 
     init(index: Int, cameras: [WriterCamera], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
-         spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, logger: Logger) throws(CaptureError) {
+         spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, gps: WriterGPS,
+         logger: Logger) throws(CaptureError) {
         self.index = index
         self.cameras = cameras
         self.ring = ring
@@ -62,6 +76,7 @@ final class FrameWriter: @unchecked Sendable {
         self.producersDone = producersDone
         self.quality = quality
         self.fsync = fsync
+        self.gps = gps
         var logger = logger
         logger[metadataKey: "writer"] = "\(index)"
         self.logger = logger
@@ -71,11 +86,18 @@ final class FrameWriter: @unchecked Sendable {
         lastMinute = Array(repeating: Int64.min, count: cameras.count)
         latencyUs = Array(repeating: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three),
                           count: cameras.count)
+        exif = .allocate(capacity: cameras.count)
+        for (i, camera) in cameras.enumerated() {
+            (exif + i).initialize(to: EXIFSegment(make: "ringcap", model: camera.name,
+                                                  software: "ringcap \(RingcapVersion.string)"))
+        }
     }
 
     deinit {
         jpeg.deallocate()
         iov.deallocate()
+        exif.deinitialize(count: cameras.count)
+        exif.deallocate()
     }
 
     func start() {
@@ -166,10 +188,14 @@ final class FrameWriter: @unchecked Sendable {
         path.append(int: Int64(bitPattern: meta.seq))
         let stemLength = path.count
 
-        // The JPEG.
+        // The JPEG: the encoder's SOI, the EXIF APP1 (time, camera, position), then the rest of
+        // the encoder's output. writev puts them together without copying.
+        let fix: GPSFix? = meta.hasFix ? meta.fix : nil
+        let app1 = exif[Int(token.camera)].build(wallTimeNs: meta.wallNs, fix: fix)
+        let fileBytes = jpegBytes + app1.count
         path.append(".jpg")
-        iov[0] = iovec(iov_base: jpeg, iov_len: jpegBytes)
-        var error = storeFile(parts: 1, folderLength: folderLength)
+        setJPEGParts(jpegBytes: jpegBytes, app1: app1)
+        var error = storeFile(parts: 3, folderLength: folderLength)
         if error == ENOENT {
             // The minute folder went away under us (deleted by hand or by retention): once more.
             lastMinute[Int(token.camera)] = Int64.min
@@ -179,7 +205,8 @@ final class FrameWriter: @unchecked Sendable {
             path.truncate(to: folderLength)
             rebuildName(fields: fields, seq: meta.seq)
             path.append(".jpg")
-            error = storeFile(parts: 1, folderLength: folderLength)
+            setJPEGParts(jpegBytes: jpegBytes, app1: app1)
+            error = storeFile(parts: 3, folderLength: folderLength)
         }
         guard error == 0 else {
             fail(camera, errno: error, what: "writing JPEG")
@@ -195,8 +222,9 @@ final class FrameWriter: @unchecked Sendable {
         sidecar.append(",\"width\":"); sidecar.append(int: width)
         sidecar.append(",\"height\":"); sidecar.append(int: height)
         sidecar.append(",\"jpeg\":{\"quality\":"); sidecar.append(int: quality)
-        sidecar.append(",\"bytes\":"); sidecar.append(int: jpegBytes)
-        sidecar.append("},\"gps\":null")  // GPS: see issue 4
+        sidecar.append(",\"bytes\":"); sidecar.append(int: fileBytes)
+        sidecar.append("},\"gps\":")
+        appendGPSJSON(fix, frameMonotonicNs: meta.monotonicNs, maxAgeNs: gps.maxAgeNs, source: gps.source, to: &sidecar)
         sidecar.append(",\"ring\":{\"depth\":"); sidecar.append(int: Int(meta.ringDepth))
         sidecar.append(",\"dropped\":"); sidecar.append(int: meta.droppedSoFar)
         sidecar.append("}}\n")
@@ -215,6 +243,14 @@ final class FrameWriter: @unchecked Sendable {
         let latencyNs = Clock.monotonicNs() &- meta.monotonicNs
         _ = latencyUs[Int(token.camera)].record(latencyNs / 1000)
         camera.counters.written.add(1, ordering: .relaxed)
+    }
+
+    /// iov[0...2]: SOI, APP1, the encoded JPEG after its SOI (TurboJPEG always starts with one).
+    @inline(__always)
+    private func setJPEGParts(jpegBytes: Int, app1: UnsafeRawBufferPointer) {
+        iov[0] = iovec(iov_base: jpeg, iov_len: 2)
+        iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: app1.baseAddress), iov_len: app1.count)
+        iov[2] = iovec(iov_base: jpeg + 2, iov_len: jpegBytes - 2)
     }
 
     private func rebuildName(fields: UTCFields, seq: UInt64) {

@@ -70,13 +70,14 @@ public final class Recorder {
             head.append(jsonString: spec.source.description)
             head.append(",")
             return WriterCamera(pool: pools[i], counters: counters[i], sidecarHead: Array(head.bytes),
-                                folder: Array((outPrefix + spec.name + "/").utf8))
+                                folder: Array((outPrefix + spec.name + "/").utf8), name: spec.name)
         }
+        let writerGPS = WriterGPS(maxAgeNs: UInt64(config.gpsMaxAgeSeconds * 1e9), source: GPSSourceJSON(config.gps.description))
         var writers: [FrameWriter] = []
         for i in 0..<config.writers {
             writers.append(try FrameWriter(index: i, cameras: writerCameras, ring: ring, framesReady: framesReady,
                                            spaceReady: spaceReady, producersDone: producersDone,
-                                           quality: config.quality, fsync: config.fsync, logger: logger))
+                                           quality: config.quality, fsync: config.fsync, gps: writerGPS, logger: logger))
         }
         let captures = config.cameras.enumerated().map { i, spec -> CaptureThread in
             var interval: UInt64 = 0
@@ -219,13 +220,27 @@ public struct RecordingSummary: Codable, Sendable {
     public var writers: Int
     public var stopReason: String
     public var cameras: [Camera]
+    /// GPS time minus the system clock, ms, when fixes carried time (`GPSReader.clockOffsetMs`);
+    /// set by the command after the recording. Encoded as null when unknown.
+    public var clockOffsetMs: Double?
 
     enum CodingKeys: String, CodingKey {
+        case clockOffsetMs = "clock_offset_ms"
         case elapsedSeconds = "elapsed_s"
         case ringCapacity = "ring_capacity"
         case writers
         case stopReason = "stop_reason"
         case cameras
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+        try c.encode(ringCapacity, forKey: .ringCapacity)
+        try c.encode(writers, forKey: .writers)
+        try c.encode(stopReason, forKey: .stopReason)
+        try c.encode(cameras, forKey: .cameras)
+        try c.encode(clockOffsetMs.map { ($0 * 10).rounded() / 10 }, forKey: .clockOffsetMs)  // null when unknown
     }
 
     public var totalWritten: Int { cameras.reduce(0) { $0 + $1.written } }
