@@ -61,7 +61,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RingBufferTests", dependencies: ["RingBuffer"]),
-        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit"]),
+        // Depends on the executable so that `swift test` builds it: the end-to-end tests run the real
+        // `ringcap` binary found beside the test bundle.
+        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "COpenCV", "ringcap"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import RingcapKit
+
+struct SourceParsingTests {
+    @Test(arguments: [
+        ("0", SourceSpec.device(index: 0)),
+        ("3", .device(index: 3)),
+        ("/dev/video2", .device(index: 2)),
+        ("rtsp://127.0.0.1:8554/cam", .stream(url: "rtsp://127.0.0.1:8554/cam")),
+        ("http://10.0.0.5/mjpg/video.mjpg", .stream(url: "http://10.0.0.5/mjpg/video.mjpg")),
+        ("HTTPS://cam.example/stream", .stream(url: "HTTPS://cam.example/stream")),
+        ("/data/ship.mp4", .file(path: "/data/ship.mp4")),
+        ("clip.mkv", .file(path: "clip.mkv")),
+        ("test:1280x720@30", .testPattern(width: 1280, height: 720, fps: 30)),
+        ("test:640x480@7.5", .testPattern(width: 640, height: 480, fps: 7.5)),
+        ("test:320x240", .testPattern(width: 320, height: 240, fps: 30)),
+        ("test", .testPattern(width: 640, height: 480, fps: 30)),
+    ])
+    func parsesSources(text: String, expected: SourceSpec) throws {
+        #expect(try SourceSpec(parsing: text) == expected)
+    }
+
+    @Test(arguments: ["", "   ", "test:0x0@30", "test:640x480@0", "test:640x480@-5", "test:640x480@abc",
+                      "test:640@30", "test:99999x480@30", "test:640x480@30@1", "ftp://host/x", "gopher://x",
+                      "/dev/videoX", "-1", "rtsp://"])
+    func rejectsBadSources(text: String) {
+        #expect(throws: ConfigError.self) { try SourceSpec(parsing: text) }
+    }
+
+    @Test func errorNamesTheValue() {
+        do {
+            _ = try SourceSpec(parsing: "test:0x0@30")
+            Issue.record("accepted test:0x0@30")
+        } catch {
+            #expect(error.description.contains("test:0x0@30"))
+        }
+    }
+
+    @Test func testPatternDescriptionRoundTrips() throws {
+        for text in ["test:1280x720@30", "test:640x480@7.5", "/dev/video1", "rtsp://h/x?a=b"] {
+            #expect(try SourceSpec(parsing: text).description == text)
+        }
+    }
+}
+
+struct CameraSpecTests {
+    @Test func namesDefaultByIndex() throws {
+        #expect(try CameraSpec(parsing: "test:320x240@10", index: 2) == CameraSpec(name: "cam2", source: .testPattern(width: 320, height: 240, fps: 10)))
+    }
+
+    @Test func explicitNames() throws {
+        let spec = try CameraSpec(parsing: "bow-1=rtsp://127.0.0.1/s?user=a", index: 0)
+        #expect(spec.name == "bow-1")
+        #expect(spec.source == .stream(url: "rtsp://127.0.0.1/s?user=a"))
+    }
+
+    @Test func equalsSignInsideAURLIsNotAName() throws {
+        let spec = try CameraSpec(parsing: "http://cam/video.cgi?res=hd", index: 1)
+        #expect(spec.name == "cam1")
+        #expect(spec.source == .stream(url: "http://cam/video.cgi?res=hd"))
+    }
+
+    @Test(arguments: ["../x=test", "a/b=test", "=test", "bad name=test", ".hidden=test", "ü=test",
+                      String(repeating: "n", count: 65) + "=test", ""])
+    func rejectsBadNames(text: String) {
+        #expect(throws: ConfigError.self) { try CameraSpec(parsing: text, index: 0) }
+    }
+}
+
+struct RecordConfigTests {
+    private func config(_ cameras: [String]) throws -> RecordConfig {
+        let dir = NSTemporaryDirectory() + "ringcap-config-\(getpid())"
+        return RecordConfig(cameras: try cameras.enumerated().map { try CameraSpec(parsing: $1, index: $0) },
+                            outDirectory: dir, writers: 2)
+    }
+
+    @Test func ringDefaultHoldsAboutTwoSeconds() throws {
+        var c = try config(["test:320x240@30", "test:320x240@15"])
+        #expect(c.effectiveRingCapacity == 90)
+        c.fpsCap = 10
+        #expect(c.effectiveRingCapacity == 40)
+        c.ringCapacity = 5
+        #expect(c.effectiveRingCapacity == 5)
+        #expect(try config(["test:320x240@1"]).effectiveRingCapacity == 8)
+    }
+
+    @Test func whenFullDefaultsBySource() throws {
+        let c = try config(["test:320x240@30", "/tmp/x.mp4"])
+        #expect(c.whenFull(for: c.cameras[0]) == .dropOldest)
+        #expect(c.whenFull(for: c.cameras[1]) == .wait)
+    }
+
+    @Test func rejectsDuplicatesAndOutOfRangeValues() throws {
+        #expect(throws: ConfigError.duplicateCamera("a")) { try self.config(["a=test", "a=test:320x240@5"]).validate() }
+        var c = try config(["test"])
+        c.quality = 0
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.quality = 101
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.quality = 85
+        c.writers = 0
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.writers = 1
+        c.ringCapacity = 0
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.ringCapacity = nil
+        c.durationSeconds = -1
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.durationSeconds = nil
+        try c.validate()
+    }
+
+    @Test func missingFileIsAUsageError() throws {
+        let c = try config(["/nonexistent/ringcap/clip.mp4"])
+        #expect(throws: ConfigError.missingFile("/nonexistent/ringcap/clip.mp4")) { try c.validate() }
+        #expect(ConfigError.missingFile("x").exitCode == 64)
+        #expect(ConfigError.outputNotWritable(path: "x", reason: "").exitCode == 73)
+    }
+
+    @Test func frameSizes() throws {
+        #expect(try FrameSize(parsing: "1280x720") == FrameSize(width: 1280, height: 720))
+        #expect(try FrameSize(parsing: "640X480") == FrameSize(width: 640, height: 480))
+        for bad in ["1280", "x720", "0x0", "1280x720x3", "-640x480", "abcxdef", "8x8"] {
+            #expect(throws: ConfigError.self, "\(bad)") { try FrameSize(parsing: bad) }
+        }
+    }
+}
+
+/// The command line itself: exit codes and one-line messages that name the bad value.
+@Suite(.serialized)
+struct RecordCommandLineTests {
+    @Test(arguments: [
+        (["--camera", "test:0x0@30"], "test:0x0@30"),
+        (["--camera", "test", "--quality", "0"], "--quality"),
+        (["--camera", "test", "--fps", "fast"], "fast"),
+        (["--camera", "../x=test"], "../x"),
+        (["--camera", "a=test", "--camera", "a=test"], "'a'"),
+        (["--camera", "test", "--duration", "-5"], "-5"),
+        (["--camera", "test", "--size", "12x"], "12x"),
+        (["--camera", "/no/such/file.mp4"], "/no/such/file.mp4"),
+    ])
+    func badInvocationsExit64NamingTheValue(args: [String], named: String) throws {
+        let dir = try TestEnvironment.scratch("badargs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out")
+        let result = try runRingcap(["record", "--out", out.path, "--duration", "1"] + args, timeout: 30)
+        #expect(result.status == 64, "exit \(result.status): \(result.stderr)")
+        #expect(result.stderr.contains(named), "message does not name \(named): \(result.stderr)")
+        let jpgs = (FileManager.default.enumerator(atPath: out.path)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".jpg") }
+        #expect(jpgs.isEmpty, "recorded frames despite a bad invocation")
+    }
+
+    @Test func unwritableOutIs73() throws {
+        let dir = try TestEnvironment.scratch("unwritable")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("plain-file")
+        try Data("x".utf8).write(to: file)
+        let result = try runRingcap(["record", "--camera", "test", "--duration", "1", "--out", file.path + "/out"], timeout: 30)
+        #expect(result.status == 73, "exit \(result.status): \(result.stderr)")
+        #expect(result.stderr.contains(file.path + "/out"))
+    }
+}
