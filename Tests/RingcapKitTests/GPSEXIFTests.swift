@@ -7,7 +7,7 @@ import Testing
     /// A small real JPEG from ffmpeg's test source.
     static func sampleJPEG(in dir: TemporaryDirectory) throws -> [UInt8] {
         let path = dir.path + "/src.jpg"
-        let r = try runCommand("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120", "-frames:v", "1", "-y", path])
+        let r = try runCommand("/usr/bin/ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120", "-frames:v", "1", "-y", path])
         #expect(r.status == 0, "\(r.stderr)")
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
@@ -27,9 +27,9 @@ import Testing
         let path = dir.path + "/out.jpg"
         try Data(out).write(to: URL(fileURLWithPath: path))
 
-        let decode = try runCommand("ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"])
+        let decode = try runCommand("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"])
         #expect(decode.status == 0 && decode.stderr.isEmpty, "ffmpeg: \(decode.stderr)")
-        let r = try runCommand("exiftool", ["-j", "-n", "-G1", "-a", path])
+        let r = try runCommand("/usr/bin/exiftool", ["-j", "-n", "-G1", "-a", path])
         #expect(r.status == 0, "\(r.stderr)")
         let list = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         let tags = try #require(list.first)

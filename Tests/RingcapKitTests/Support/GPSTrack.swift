@@ -3,6 +3,7 @@
 // report with `position(atUnixNs:)` at the fix's own time.
 
 import Foundation
+@testable import RingcapKit
 
 /// A straight track at constant speed, one fix a second from `startUnixS`.
 struct NMEATrack {
@@ -84,5 +85,51 @@ struct NMEATrack {
         let minutes = (totalMicroMinutes - Double(degrees) * 60_000_000) / 1_000_000
         let text = String(format: "%0\(degreeDigits)d%09.6f", degrees, minutes)
         return (text, v < 0 ? negative : positive)
+    }
+}
+
+/// Samples a `GPSSnapshot` every 10 ms on a thread of its own and keeps each distinct fix (by
+/// its own time). A thread, not a task: when the machine is loaded, Swift Testing's cooperative
+/// threads can be held for many seconds by blocking tests, and fixes that a task would have
+/// sampled in the meantime would be missed.
+///
+/// Thread-safe (a lock around what it keeps).
+final class FixSampler: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kept: [GPSFix] = []   // protected by lock
+    private var running = true        // protected by lock
+
+    init(_ snapshot: GPSSnapshot) {
+        let thread = Thread { [self] in
+            while true {
+                let fix = snapshot.read()
+                lock.lock()
+                if !running { lock.unlock(); return }
+                if let fix, fix.timeNs != kept.last?.timeNs { kept.append(fix) }
+                lock.unlock()
+                usleep(10_000)
+            }
+        }
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    var fixes: [GPSFix] {
+        lock.lock()
+        defer { lock.unlock() }
+        return kept
+    }
+
+    func stop() {
+        lock.lock()
+        running = false
+        lock.unlock()
+    }
+
+    /// Waits until at least `count` fixes were kept (or `timeout` passes) and returns them.
+    func wait(for count: Int, timeout: Double) async throws -> [GPSFix] {
+        _ = try await waitUntil(timeout: timeout) { fixes.count >= count }
+        return fixes
     }
 }

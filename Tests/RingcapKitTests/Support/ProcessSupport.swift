@@ -1,5 +1,6 @@
 // Starting and stopping the real programs tests need (gpsfake, gpsd, socat, ffmpeg, exiftool,
 // ringcap itself), always by PID, never by name. Shared by the GPS tests and the end-to-end tests.
+// (`runCommand`, for programs that run to their end, is in Recording.swift.)
 
 import Foundation
 #if canImport(Glibc)
@@ -125,21 +126,6 @@ final class TestProcess {
         }
         return nil
     }
-}
-
-/// Runs a command to completion and returns its exit status and stdout.
-@discardableResult
-func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
-    let dir = try TemporaryDirectory()
-    let out = dir.path + "/stdout", err = dir.path + "/stderr"
-    let process = try TestProcess(executable, arguments, stdout: out, stderr: err)
-    guard let status = process.wait(timeout: timeout) else {
-        process.stop()
-        throw TestFailure("\(process.commandLine) did not finish within \(timeout) s")
-    }
-    let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
-    return (status, stdout, stderr)
 }
 
 /// A fresh folder under /tmp, removed in `deinit`.
