@@ -180,15 +180,37 @@ public final class GPSReader: @unchecked Sendable {
         var saidPositions = false    // once per run of fixes
         var childStartedNs: UInt64 = 0
         var childStarts = 0
+        // After the private gpsd's first failure in an outage, its complaints (the same ones at
+        // every restart) go to the debug level.
+        var childQuiet = false
+        var saidNoDevice = false
         var offsets = OffsetWindow()
 
         while !isStopping {
             var targetPort = port
             if let child {
-                child.drainErrors { logger.warning("GPS: gpsd: \($0)") }
+                child.drainErrors { childQuiet ? logger.debug("GPS: \($0)") : logger.warning("GPS: \($0)") }
+                // A USB receiver may be plugged in later: wait for its device rather than start
+                // a gpsd that can only fail.
+                if case let .device(path) = spec, access(path, F_OK) != 0 {
+                    if !saidNoDevice {
+                        saidNoDevice = true
+                        logger.warning("GPS: \(path) does not exist; recording goes on without positions and waits for it")
+                    }
+                    child.stop()
+                    if sleep(backoff) { break }
+                    backoff = min(backoff * 2, Self.maxBackoffS)
+                    continue
+                }
+                saidNoDevice = false
                 if !child.isRunning() {
                     if childStarts > 0 {
-                        logger.warning("GPS: the private gpsd for \(child.source) exited; restarting it")
+                        if childQuiet {
+                            logger.debug("GPS: the private gpsd for \(child.source) exited; restarting it")
+                        } else {
+                            logger.warning("GPS: the private gpsd for \(child.source) exited; restarting it (further restarts are logged at debug level until positions come)")
+                        }
+                        childQuiet = true
                     }
                     if let error = child.start() {
                         logger.error("GPS: \(error); recording goes on without positions")
@@ -221,12 +243,20 @@ public final class GPSReader: @unchecked Sendable {
             }
             _ = gps_stream(data, WATCH_ENABLE | WATCH_JSON, nil)
             logger.debug("GPS: connected to gpsd at \(host):\(targetPort)")
+            let connectedNs = Clock.monotonicNs()
+            var saidNoFixYet = false
 
             while !isStopping {
+                // gpsd is there but has no fix (no antenna view indoors, a receiver still
+                // starting, a port that is not a GPS): say so once, or the silence is puzzling.
+                if !saidPositions, !saidNoFixYet, Clock.monotonicNs() &- connectedNs > 15_000_000_000 {
+                    saidNoFixYet = true
+                    logger.notice("GPS: connected to gpsd at \(host):\(targetPort) for \(label), but no fix yet; frames carry \"gps\": null until there is one")
+                }
                 // A quarter second at most, so stop() is noticed promptly.
                 guard gps_waiting(data, 250_000) else {
                     if let child {
-                        child.drainErrors { logger.warning("GPS: gpsd: \($0)") }
+                        child.drainErrors { childQuiet ? logger.debug("GPS: \($0)") : logger.warning("GPS: \($0)") }
                         if !child.isRunning() { break }
                     }
                     continue
@@ -236,6 +266,7 @@ public final class GPSReader: @unchecked Sendable {
                 backoff = Self.initialBackoffS  // the connection works
                 saidUnreachable = false
                 handle(data.pointee, offsets: &offsets, saidPositions: &saidPositions)
+                if saidPositions { childQuiet = false }
             }
             gps_close(data)
             snapshot.publish(nil)
