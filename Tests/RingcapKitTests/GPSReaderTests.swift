@@ -246,6 +246,23 @@ import Testing
         #expect(try await waitUntil(timeout: 2) { flat.read()?.mode == 2 })
     }
 
+    /// A device or feed needs gpsd; on a machine without it the error says so and names the spec.
+    @Test func missingGPSDBinaryIsAClearError() throws {
+        for text in ["/dev/ttyUSB0", "udp://0.0.0.0:10110", "tcp://10.0.0.1:2000"] {
+            let spec = try GPSSpec(parsing: text)
+            #expect(throws: GPSReaderError.gpsdMissing(spec: text)) {
+                try GPSReader(spec: spec, snapshot: GPSSnapshot(), logger: LogRecorder().logger(),
+                              gpsdSearchDirectories: ["/nonexistent"])
+            }
+            #expect(GPSReaderError.gpsdMissing(spec: text).description.contains("--gps \(text) needs gpsd"))
+            #expect(GPSReaderError.gpsdMissing(spec: text).description.contains("apt-get install gpsd"))
+        }
+        // Reading a running gpsd or a fixed position needs no gpsd binary.
+        _ = try GPSReader(spec: .default, snapshot: GPSSnapshot(), logger: LogRecorder().logger(), gpsdSearchDirectories: [])
+        _ = try GPSReader(spec: .fixed(latitude: 1, longitude: 2, altitudeM: .nan), snapshot: GPSSnapshot(),
+                          logger: LogRecorder().logger(), gpsdSearchDirectories: [])
+    }
+
     @Test func noneDoesNothing() throws {
         let snapshot = GPSSnapshot()
         let reader = try GPSReader(spec: .none, snapshot: snapshot, logger: LogRecorder().logger())

@@ -190,4 +190,35 @@ import Testing
         #expect(stderr.components(separatedBy: "lost gpsd").count - 1 == 1, "the loss is said once")
         #expect(stderr.components(separatedBy: "positions from").count - 1 == 2)
     }
+
+    /// `--gps fixed:` through the CLI: every frame carries the position, fresh, in sidecar and EXIF.
+    @Test func fixedPositionInEveryFrame() throws {
+        let dir = try TemporaryDirectory("ringcap-gps-e2e")
+        let out = URL(fileURLWithPath: dir.path + "/out")
+        let result = try runRingcap(["record", "--camera", "pole=test:160x120@10", "--frames", "10",
+                                     "--gps", "fixed:-33.8568,151.2153,-5.5", "--out", out.path])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let frames = try #require(try recordedFrames(in: out).frames["pole"])
+        #expect(frames.count == 10)
+        try expectSidecarsValid(frames.map(\.json))
+        let exif = try Self.exiftool(frames.map(\.jpg))
+        for frame in frames {
+            let gps = try #require(Self.gps(frame))
+            #expect(gps["lat"] as? Double == -33.8568 && gps["lon"] as? Double == 151.2153 && gps["alt_m"] as? Double == -5.5)
+            #expect(gps["mode"] as? Int == 3 && gps["time"] == nil && gps["stale"] == nil)
+            #expect(gps["source"] as? String == "fixed:-33.8568,151.2153,-5.5")
+            try Self.expectEXIFMatchesSidecar(frame, try #require(exif[frame.jpg]))
+        }
+    }
+
+    /// Bad GPS flags are usage errors (64) naming the flag and the value.
+    @Test func badGPSFlagsAreUsageErrors() throws {
+        let dir = try TemporaryDirectory("ringcap-gps-e2e")
+        for (args, mentioned) in [(["--gps", "fixed:95,1"], "--gps 'fixed:95,1'"), (["--gps", "serial"], "--gps 'serial'"),
+                                  (["--gps-max-age", "-1"], "--gps-max-age")] {
+            let result = try runRingcap(["record", "--camera", "test:160x120@10", "--frames", "1", "--out", dir.path] + args)
+            #expect(result.status == 64, "\(args): \(result.stderr)")
+            #expect(result.stderr.contains(mentioned), "\(result.stderr)")
+        }
+    }
 }

@@ -62,13 +62,20 @@ public final class GPSReader: @unchecked Sendable {
     static let offsetWarningMs = 2000.0
 
     /// Throws when the spec needs a private gpsd and no gpsd binary is installed.
-    public init(spec: GPSSpec, snapshot: GPSSnapshot, logger: Logger) throws(GPSReaderError) {
+    public convenience init(spec: GPSSpec, snapshot: GPSSnapshot, logger: Logger) throws(GPSReaderError) {
+        try self.init(spec: spec, snapshot: snapshot, logger: logger, gpsdSearchDirectories: PrivateGPSD.searchDirectories)
+    }
+
+    /// `gpsdSearchDirectories`: where to look for gpsd (tests use it to see a machine without).
+    init(spec: GPSSpec, snapshot: GPSSnapshot, logger: Logger, gpsdSearchDirectories: [String]) throws(GPSReaderError) {
         self.spec = spec
         self.snapshot = snapshot
         self.logger = logger
         self.label = spec.description
         if spec.gpsdSource != nil {
-            guard let gpsd = PrivateGPSD.locate() else { throw GPSReaderError.gpsdMissing(spec: spec.description) }
+            guard let gpsd = PrivateGPSD.locate(in: gpsdSearchDirectories) else {
+                throw GPSReaderError.gpsdMissing(spec: spec.description)
+            }
             gpsdExecutable = gpsd
         } else {
             gpsdExecutable = nil

@@ -26,12 +26,17 @@ final class PrivateGPSD {
     /// Bytes of an unfinished stderr line.
     private var partialLine: [UInt8] = []
 
-    /// Finds the gpsd binary. gpsd lives in /usr/sbin, which is not on every user's PATH.
-    static func locate() -> String? {
+    /// Where gpsd is looked for: PATH, then the sbin folders (gpsd lives in /usr/sbin, which is
+    /// not on every user's PATH).
+    static var searchDirectories: [String] {
         var dirs: [String] = []
         if let path = getenv("PATH") { dirs = String(cString: path).split(separator: ":").map(String.init) }
-        dirs += ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"]
-        for dir in dirs where !dir.isEmpty {
+        return dirs + ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"]
+    }
+
+    /// Finds the gpsd binary in `directories`.
+    static func locate(in directories: [String] = searchDirectories) -> String? {
+        for dir in directories where !dir.isEmpty {
             let candidate = dir + "/gpsd"
             if access(candidate, X_OK) == 0 { return candidate }
         }
