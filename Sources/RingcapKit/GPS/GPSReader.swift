@@ -55,6 +55,7 @@ public final class GPSReader: @unchecked Sendable {
 
     /// How long to wait for a connection attempt stuck in libgps (a remote host that drops
     /// packets: libgps connects blocking) before `stop()` gives up waiting for the thread.
+    /// Set by the owner before `start()`.
     public var stopTimeoutSeconds: Double = 3
 
     static let initialBackoffS = 0.5

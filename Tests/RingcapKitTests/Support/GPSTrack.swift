@@ -91,40 +91,45 @@ struct NMEATrack {
 /// Samples a `GPSSnapshot` every 10 ms on a thread of its own and keeps each distinct fix (by
 /// its own time). A thread, not a task: when the machine is loaded, Swift Testing's cooperative
 /// threads can be held for many seconds by blocking tests, and fixes that a task would have
-/// sampled in the meantime would be missed.
+/// sampled in the meantime would be missed. The thread ends when the sampler goes away.
 ///
 /// Thread-safe (a lock around what it keeps).
-final class FixSampler: @unchecked Sendable {
-    private let lock = NSLock()
-    private var kept: [GPSFix] = []   // protected by lock
-    private var running = true        // protected by lock
+final class FixSampler: Sendable {
+    /// What the sampling thread shares with the sampler; the thread holds this, not the sampler,
+    /// so that the sampler's deinit can end it.
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var kept: [GPSFix] = []   // protected by lock
+        var running = true        // protected by lock
+    }
+    private let state = State()
 
     init(_ snapshot: GPSSnapshot) {
-        let thread = Thread { [self] in
+        let state = self.state
+        Thread {
             while true {
                 let fix = snapshot.read()
-                lock.lock()
-                if !running { lock.unlock(); return }
-                if let fix, fix.timeNs != kept.last?.timeNs { kept.append(fix) }
-                lock.unlock()
+                state.lock.lock()
+                if !state.running { state.lock.unlock(); return }
+                if let fix, fix.timeNs != state.kept.last?.timeNs { state.kept.append(fix) }
+                state.lock.unlock()
                 usleep(10_000)
             }
-        }
-        thread.start()
+        }.start()
     }
 
     deinit { stop() }
 
     var fixes: [GPSFix] {
-        lock.lock()
-        defer { lock.unlock() }
-        return kept
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        return state.kept
     }
 
     func stop() {
-        lock.lock()
-        running = false
-        lock.unlock()
+        state.lock.lock()
+        state.running = false
+        state.lock.unlock()
     }
 
     /// Waits until at least `count` fixes were kept (or `timeout` passes) and returns them.
