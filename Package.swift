@@ -36,7 +36,7 @@ let package = Package(
                 .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_videoio"),
-                .linkedLibrary("turbojpeg"),
+                .linkedLibrary("jpeg"),  // libjpeg-turbo, through its libjpeg API
             ]
         ),
         .systemLibrary(

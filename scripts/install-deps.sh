@@ -9,7 +9,7 @@ build_packages=(
   pkg-config libstdc++-12-dev
   # OpenCV's lean parts: the shim uses core, imgproc, imgcodecs and videoio only.
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
-  libturbojpeg0-dev   # JPEG encoding straight from BGR into our own buffers
+  libjpeg62-turbo-dev # libjpeg-turbo: JPEG encoding straight from BGR, no allocation per image
   libgps-dev gpsd     # positions: libgps to read gpsd, gpsd to parse serial/network NMEA
 )
 test_packages=(

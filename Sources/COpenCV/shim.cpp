@@ -6,7 +6,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
-#include <turbojpeg.h>
+#include <csetjmp>
+#include <cstdlib>
+#include <algorithm>
+
+// libjpeg's header expects FILE and size_t declared first.
+#include <cstdio>
+#include <jpeglib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -291,55 +297,223 @@ extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stri
 }
 
 // ---- JPEG ----
+//
+// libjpeg-turbo through its libjpeg API, not the TurboJPEG API: tjCompress2 mallocs a row-pointer
+// array and libjpeg's per-image memory pool (about nine blocks) on every call. Here the row
+// pointers are ours, and libjpeg's memory manager (a table of function pointers) is wrapped so
+// that everything it allocates for one image (JPOOL_IMAGE) comes from an arena that is reset,
+// not freed, when the image is done. The arena grows only when a bigger image needs more; until
+// then an allocation that does not fit falls back to libjpeg's own manager for that image.
 
-struct rc_jpeg_encoder {
-    tjhandle handle = nullptr;
+namespace {
+
+struct JPEGErrorManager {
+    jpeg_error_mgr pub;
+    jmp_buf escape;
 };
 
-extern "C" rc_jpeg_encoder *rc_jpeg_encoder_create(char *msg, size_t msg_len) {
-    tjhandle h = tjInitCompress();
-    if (!h) {
-        put_message(msg, msg_len, tjGetErrorStr2(nullptr));
-        return nullptr;
+void jpeg_error_exit(j_common_ptr cinfo) {
+    // libjpeg's errors are fatal by default (exit()); jump back to rc_jpeg_encode instead.
+    auto err = reinterpret_cast<JPEGErrorManager *>(cinfo->err);
+    std::longjmp(err->escape, 1);
+}
+
+void jpeg_silent_message(j_common_ptr) {}
+
+constexpr size_t kArenaAlign = 64;  // libjpeg-turbo's SIMD code wants 32; a cache line is 64
+
+}  // namespace
+
+struct rc_jpeg_encoder {
+    jpeg_compress_struct cinfo;
+    JPEGErrorManager err;
+    jpeg_destination_mgr dest;
+    jpeg_memory_mgr original;        // libjpeg's own methods, for the pools we do not serve
+    uint8_t *arena = nullptr;        // JPOOL_IMAGE allocations of the image being encoded
+    size_t arena_capacity = 0;
+    size_t arena_used = 0;
+    size_t arena_shortfall = 0;      // bytes that did not fit this image: grow before the next
+    bool overflow = false;           // the JPEG did not fit the caller's buffer
+    uint8_t discard[4096];           // where output goes after an overflow
+    std::vector<JSAMPROW> rows;      // row pointers, grown only when the height grows
+    bool created = false;
+};
+
+namespace {
+
+rc_jpeg_encoder *encoder_of(j_common_ptr cinfo) { return static_cast<rc_jpeg_encoder *>(cinfo->client_data); }
+
+void *arena_take(rc_jpeg_encoder *e, j_common_ptr cinfo, size_t size) {
+    size_t offset = (e->arena_used + kArenaAlign - 1) & ~(kArenaAlign - 1);
+    if (offset + size <= e->arena_capacity) {
+        e->arena_used = offset + size;
+        return e->arena + offset;
     }
+    e->arena_shortfall += size + kArenaAlign;
+    return e->original.alloc_large(cinfo, JPOOL_IMAGE, size);
+}
+
+void *arena_alloc_small(j_common_ptr cinfo, int pool_id, size_t size) {
+    auto e = encoder_of(cinfo);
+    if (pool_id != JPOOL_IMAGE) return e->original.alloc_small(cinfo, pool_id, size);
+    return arena_take(e, cinfo, size);
+}
+
+void *arena_alloc_large(j_common_ptr cinfo, int pool_id, size_t size) {
+    auto e = encoder_of(cinfo);
+    if (pool_id != JPOOL_IMAGE) return e->original.alloc_large(cinfo, pool_id, size);
+    return arena_take(e, cinfo, size);
+}
+
+JSAMPARRAY arena_alloc_sarray(j_common_ptr cinfo, int pool_id, JDIMENSION samples_per_row, JDIMENSION num_rows) {
+    auto e = encoder_of(cinfo);
+    if (pool_id != JPOOL_IMAGE) return e->original.alloc_sarray(cinfo, pool_id, samples_per_row, num_rows);
+    // As libjpeg-turbo's own alloc_sarray: rows padded to 64 samples, for SIMD reads past the end.
+    size_t row_bytes = ((size_t)samples_per_row * sizeof(JSAMPLE) + 63) & ~(size_t)63;
+    auto result = static_cast<JSAMPARRAY>(arena_take(e, cinfo, num_rows * sizeof(JSAMPROW)));
+    for (JDIMENSION i = 0; i < num_rows; ++i) result[i] = static_cast<JSAMPROW>(arena_take(e, cinfo, row_bytes));
+    return result;
+}
+
+JBLOCKARRAY arena_alloc_barray(j_common_ptr cinfo, int pool_id, JDIMENSION blocks_per_row, JDIMENSION num_rows) {
+    auto e = encoder_of(cinfo);
+    if (pool_id != JPOOL_IMAGE) return e->original.alloc_barray(cinfo, pool_id, blocks_per_row, num_rows);
+    auto result = static_cast<JBLOCKARRAY>(arena_take(e, cinfo, num_rows * sizeof(JBLOCKROW)));
+    for (JDIMENSION i = 0; i < num_rows; ++i)
+        result[i] = static_cast<JBLOCKROW>(arena_take(e, cinfo, (size_t)blocks_per_row * sizeof(JBLOCK)));
+    return result;
+}
+
+void arena_free_pool(j_common_ptr cinfo, int pool_id) {
+    auto e = encoder_of(cinfo);
+    if (pool_id == JPOOL_IMAGE) {
+        e->arena_used = 0;
+        if (e->arena_shortfall > 0) {
+            // One allocation when images grow; every later image of this size fits.
+            size_t capacity = e->arena_capacity + e->arena_shortfall;
+            void *bigger = nullptr;
+            if (posix_memalign(&bigger, kArenaAlign, capacity) == 0) {
+                std::free(e->arena);
+                e->arena = static_cast<uint8_t *>(bigger);
+                e->arena_capacity = capacity;
+            }
+            e->arena_shortfall = 0;
+        }
+    }
+    e->original.free_pool(cinfo, pool_id);  // frees the fallbacks, if any
+}
+
+void dest_init(j_compress_ptr) {}
+
+boolean dest_empty(j_compress_ptr cinfo) {
+    // Only reached when the JPEG outgrows the caller's buffer (sized for the worst case):
+    // discard and report it at the end rather than write out of bounds.
+    auto e = static_cast<rc_jpeg_encoder *>(cinfo->client_data);
+    e->overflow = true;
+    cinfo->dest->next_output_byte = e->discard;
+    cinfo->dest->free_in_buffer = sizeof e->discard;
+    return TRUE;
+}
+
+void dest_term(j_compress_ptr) {}
+
+}  // namespace
+
+extern "C" rc_jpeg_encoder *rc_jpeg_encoder_create(char *msg, size_t msg_len) {
     auto e = new (std::nothrow) rc_jpeg_encoder();
     if (!e) {
-        tjDestroy(h);
         put_message(msg, msg_len, "out of memory");
         return nullptr;
     }
-    e->handle = h;
+    std::memset(&e->cinfo, 0, sizeof e->cinfo);
+    e->cinfo.err = jpeg_std_error(&e->err.pub);
+    e->err.pub.error_exit = jpeg_error_exit;
+    e->err.pub.output_message = jpeg_silent_message;
+    if (setjmp(e->err.escape)) {
+        char text[JMSG_LENGTH_MAX];
+        (*e->cinfo.err->format_message)(reinterpret_cast<j_common_ptr>(&e->cinfo), text);
+        put_message(msg, msg_len, text);
+        if (e->created) jpeg_destroy_compress(&e->cinfo);
+        delete e;
+        return nullptr;
+    }
+    jpeg_create_compress(&e->cinfo);
+    e->created = true;
+    e->cinfo.client_data = e;
+    e->original = *e->cinfo.mem;
+    e->cinfo.mem->alloc_small = arena_alloc_small;
+    e->cinfo.mem->alloc_large = arena_alloc_large;
+    e->cinfo.mem->alloc_sarray = arena_alloc_sarray;
+    e->cinfo.mem->alloc_barray = arena_alloc_barray;
+    e->cinfo.mem->free_pool = arena_free_pool;
+    e->dest.init_destination = dest_init;
+    e->dest.empty_output_buffer = dest_empty;
+    e->dest.term_destination = dest_term;
+    e->cinfo.dest = &e->dest;
     return e;
 }
 
 extern "C" void rc_jpeg_encoder_destroy(rc_jpeg_encoder *encoder) {
     if (!encoder) return;
-    tjDestroy(encoder->handle);
+    if (encoder->created) jpeg_destroy_compress(&encoder->cinfo);
+    std::free(encoder->arena);
     delete encoder;
 }
 
 extern "C" size_t rc_jpeg_max_size(int width, int height) {
-    unsigned long n = tjBufSize(width, height, TJSAMP_420);
-    return n == (unsigned long)-1 ? 0 : (size_t)n;
+    if (width <= 0 || height <= 0) return 0;
+    // Far above what baseline 4:2:0 can produce (libjpeg-turbo's own bound is about 1.5 bytes a
+    // pixel plus headers): the output buffer is sized once per writer, so generosity is cheap.
+    return (size_t)((width + 15) & ~15) * (size_t)((height + 15) & ~15) * 3 + 65536;
 }
 
-extern "C" int rc_jpeg_encode(rc_jpeg_encoder *encoder, const uint8_t *bgr, int width, int height, size_t stride,
+extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width, int height, size_t stride,
                               int quality, uint8_t *dst, size_t dst_cap, size_t *out_len, char *msg, size_t msg_len) {
     *out_len = 0;
+    if (width <= 0 || height <= 0 || quality < 1 || quality > 100) {
+        put_message(msg, msg_len, "bad image size or quality");
+        return RC_FAIL;
+    }
     if (dst_cap < rc_jpeg_max_size(width, height)) {
         put_message(msg, msg_len, "JPEG buffer too small");
         return RC_FAIL;
     }
-    unsigned char *out = dst;
-    unsigned long size = (unsigned long)dst_cap;
-    // NOREALLOC: TurboJPEG writes into our buffer (sized by tjBufSize) and never allocates one.
-    int rc = tjCompress2(encoder->handle, bgr, width, (int)stride, height, TJPF_BGR, &out, &size, TJSAMP_420, quality,
-                         TJFLAG_NOREALLOC);
-    if (rc != 0) {
-        put_message(msg, msg_len, tjGetErrorStr2(encoder->handle));
+    if (e->rows.size() < (size_t)height) {
+        try {
+            e->rows.resize((size_t)height);
+        } catch (...) {
+            put_message(msg, msg_len, "out of memory");
+            return RC_FAIL;
+        }
+    }
+    jpeg_compress_struct *cinfo = &e->cinfo;
+    if (setjmp(e->err.escape)) {
+        char text[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(reinterpret_cast<j_common_ptr>(cinfo), text);
+        put_message(msg, msg_len, text);
+        jpeg_abort_compress(cinfo);
         return RC_FAIL;
     }
-    *out_len = (size_t)size;
+    e->overflow = false;
+    e->dest.next_output_byte = dst;
+    e->dest.free_in_buffer = dst_cap;
+    cinfo->image_width = (JDIMENSION)width;
+    cinfo->image_height = (JDIMENSION)height;
+    cinfo->input_components = 3;
+    cinfo->in_color_space = JCS_EXT_BGR;  // libjpeg-turbo converts from OpenCV's BGR itself
+    jpeg_set_defaults(cinfo);              // YCbCr 4:2:0, baseline, JFIF header
+    jpeg_set_quality(cinfo, quality, TRUE);
+    for (int y = 0; y < height; ++y) e->rows[(size_t)y] = const_cast<JSAMPROW>(bgr + (size_t)y * stride);
+    jpeg_start_compress(cinfo, TRUE);
+    while (cinfo->next_scanline < cinfo->image_height) {
+        jpeg_write_scanlines(cinfo, e->rows.data() + cinfo->next_scanline, cinfo->image_height - cinfo->next_scanline);
+    }
+    jpeg_finish_compress(cinfo);
+    if (e->overflow) {
+        put_message(msg, msg_len, "JPEG larger than its buffer");
+        return RC_FAIL;
+    }
+    *out_len = dst_cap - e->dest.free_in_buffer;
     return RC_OK;
 }
 

@@ -92,13 +92,14 @@ void rc_pattern_destroy(rc_pattern *_Nullable pattern);
 void rc_pattern_render(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
                        uint64_t frame, int64_t unix_ns);
 
-/// A TurboJPEG compressor. TurboJPEG compresses straight from packed BGR into a buffer the
-/// caller owns; OpenCV's imencode would allocate a vector on every call.
+/// A JPEG compressor (libjpeg-turbo). Compresses straight from packed BGR into a buffer the
+/// caller owns and, after the first image of a size, allocates nothing per image; OpenCV's
+/// imencode would allocate a vector on every call, and TurboJPEG's tjCompress2 about nine blocks.
 typedef struct rc_jpeg_encoder rc_jpeg_encoder;
 
 rc_jpeg_encoder *_Nullable rc_jpeg_encoder_create(char *_Nonnull msg, size_t msg_len);
 void rc_jpeg_encoder_destroy(rc_jpeg_encoder *_Nullable encoder);
-/// The largest JPEG a width×height image can become (4:2:0): size `dst` for it once.
+/// A bound on the JPEG a width×height image can become (4:2:0): size `dst` for it once.
 size_t rc_jpeg_max_size(int width, int height);
 /// Encodes packed BGR at `quality` (1...100, 4:2:0) into `dst` (capacity `dst_cap`, at least
 /// `rc_jpeg_max_size`). Stores the JPEG's length in `*out_len`.
