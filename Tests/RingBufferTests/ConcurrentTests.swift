@@ -200,7 +200,7 @@ struct ConcurrentTests {
       for consumers in 1 ... 4 {
         let result = runAndCheck(
           producers: producers, consumers: consumers, capacity: capacity, mode: mode,
-          perProducer: Workload.perProducer(80_000))
+          perProducer: Workload.perProducer(50_000))
         // Pushes that handed back their own element (the cell they needed
         // was held by a descheduled thread) are allowed; they are counted
         // here so that a change in how often they happen shows in the log.
