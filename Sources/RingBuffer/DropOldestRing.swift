@@ -261,6 +261,9 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
   @discardableResult
   public func push(_ element: Element) -> Element? {
     var attempts = Self.pushAttemptLimit
+    // The oldest position this push already lost to another thread; see
+    // below. Positions are never negative.
+    var lostOldest = -1
     // Relaxed: a hint; the acquiring sequence load below decides.
     var position = _tail.pointee.load(ordering: .relaxed)
     while true {
@@ -287,7 +290,7 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
           return nil
         }
         position = current
-      } else if lag == 1 &- _capacity {
+      } else if lag == 1 &- _capacity && position &- _capacity != lostOldest {
         // Full, holding position `position - capacity`. If that is the
         // head, take it over as its consumer and put `element` in its place.
         let oldest = position &- _capacity
@@ -319,12 +322,16 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
         }
         // Another thread took position `oldest`. If it was a consumer that
         // has not finished, the cell is not ours to wait for: retry, and
-        // fall back below once the attempts run out.
+        // fall back below once the attempts run out. Do not compare-exchange
+        // for `oldest` again: it cannot succeed, and it would pull the head's
+        // cache line away from the consumer that is finishing that pop.
+        lostOldest = oldest
         position = _tail.pointee.load(ordering: .relaxed)
       } else if lag < 0 {
         // The cell is held by a producer that claimed `position - capacity`
         // and has not published it yet, or by a consumer in the middle of
-        // popping it. Taking it would mean waiting for that thread.
+        // popping it (the `oldest` we lost). Taking it would mean waiting
+        // for that thread.
         position = _tail.pointee.load(ordering: .relaxed)
       } else {
         // Our `position` is stale: other producers already moved past it.

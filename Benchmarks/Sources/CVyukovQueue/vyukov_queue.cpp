@@ -15,30 +15,35 @@ namespace {
 constexpr std::size_t kBlock = 128; // adjacent-line prefetch pairs 64-byte lines
 constexpr int kPushAttemptLimit = 128;
 
-struct Cell {
+/// CellAlign 16: cells packed as in Vyukov's original; 64: one cache line
+/// per cell, as in DropOldestRing.
+template <std::size_t CellAlign>
+struct alignas(CellAlign) Cell {
     std::atomic<int64_t> sequence;
     uint64_t value;
 };
 
-} // namespace
-
-struct vq_queue {
+template <std::size_t CellAlign>
+struct Queue {
+    using CellType = Cell<CellAlign>;
     alignas(kBlock) std::atomic<int64_t> tail;
     alignas(kBlock) std::atomic<int64_t> head;
-    alignas(kBlock) Cell *cells;
+    alignas(kBlock) CellType *cells;
     int64_t mask;
     int64_t capacity;
 
-    Cell &cell(int64_t position) { return cells[position & mask]; }
+    CellType &cell(int64_t position) { return cells[position & mask]; }
 };
 
-extern "C" vq_queue *vq_create(int64_t capacity) {
+template <typename Q>
+Q *create(int64_t capacity) {
+    using CellType = typename Q::CellType;
     int64_t rounded = 2;
     while (rounded < capacity) rounded <<= 1;
-    auto *queue = new (std::align_val_t(kBlock), std::nothrow) vq_queue;
+    auto *queue = new (std::align_val_t(kBlock), std::nothrow) Q;
     if (!queue) return nullptr;
-    auto *cells = static_cast<Cell *>(
-        ::operator new(sizeof(Cell) * rounded, std::align_val_t(kBlock), std::nothrow));
+    auto *cells = static_cast<CellType *>(
+        ::operator new(sizeof(CellType) * rounded, std::align_val_t(kBlock), std::nothrow));
     if (!cells) {
         ::operator delete(queue, std::align_val_t(kBlock));
         return nullptr;
@@ -54,17 +59,20 @@ extern "C" vq_queue *vq_create(int64_t capacity) {
     return queue;
 }
 
-extern "C" void vq_destroy(vq_queue *queue) {
+template <typename Q>
+void destroy(Q *queue) {
     ::operator delete(queue->cells, std::align_val_t(kBlock));
-    queue->~vq_queue();
+    queue->~Q();
     ::operator delete(queue, std::align_val_t(kBlock));
 }
 
-extern "C" vq_push_result vq_push(vq_queue *q, uint64_t value, uint64_t *out) {
+template <std::size_t CellAlign>
+vq_push_result push(Queue<CellAlign> *q, uint64_t value, uint64_t *out) {
     int attempts = kPushAttemptLimit;
+    int64_t lost_oldest = -1; // never compare-exchange twice for a lost position
     int64_t position = q->tail.load(std::memory_order_relaxed);
     for (;;) {
-        Cell &c = q->cell(position);
+        auto &c = q->cell(position);
         // Acquire: pairs with the release store of whoever last owned the cell.
         int64_t sequence = c.sequence.load(std::memory_order_acquire);
         int64_t lag = sequence - position;
@@ -76,7 +84,7 @@ extern "C" vq_push_result vq_push(vq_queue *q, uint64_t value, uint64_t *out) {
                 c.sequence.store(position + 1, std::memory_order_release);
                 return VQ_ADDED;
             }
-        } else if (lag == 1 - q->capacity) {
+        } else if (lag == 1 - q->capacity && position - q->capacity != lost_oldest) {
             int64_t oldest = position - q->capacity;
             // Relaxed: pairs with the head CAS in pop and other evicting pushes.
             if (q->head.compare_exchange_strong(oldest, oldest + 1, std::memory_order_relaxed)) {
@@ -88,6 +96,7 @@ extern "C" vq_push_result vq_push(vq_queue *q, uint64_t value, uint64_t *out) {
                 c.sequence.store(position + 1, std::memory_order_release);
                 return VQ_EVICTED;
             }
+            lost_oldest = position - q->capacity;
             position = q->tail.load(std::memory_order_relaxed);
         } else {
             position = q->tail.load(std::memory_order_relaxed);
@@ -99,10 +108,11 @@ extern "C" vq_push_result vq_push(vq_queue *q, uint64_t value, uint64_t *out) {
     }
 }
 
-extern "C" bool vq_try_push(vq_queue *q, uint64_t value) {
+template <std::size_t CellAlign>
+bool try_push(Queue<CellAlign> *q, uint64_t value) {
     int64_t position = q->tail.load(std::memory_order_relaxed);
     for (;;) {
-        Cell &c = q->cell(position);
+        auto &c = q->cell(position);
         // Acquire: pairs with the release store in pop / evicting push.
         int64_t sequence = c.sequence.load(std::memory_order_acquire);
         int64_t lag = sequence - position;
@@ -122,10 +132,11 @@ extern "C" bool vq_try_push(vq_queue *q, uint64_t value) {
     }
 }
 
-extern "C" bool vq_pop(vq_queue *q, uint64_t *out) {
+template <std::size_t CellAlign>
+bool pop(Queue<CellAlign> *q, uint64_t *out) {
     int64_t position = q->head.load(std::memory_order_relaxed);
     for (;;) {
-        Cell &c = q->cell(position);
+        auto &c = q->cell(position);
         // Acquire: pairs with the release store in push / try_push.
         int64_t sequence = c.sequence.load(std::memory_order_acquire);
         int64_t lag = sequence - (position + 1);
@@ -144,3 +155,30 @@ extern "C" bool vq_pop(vq_queue *q, uint64_t *out) {
         }
     }
 }
+
+} // namespace
+
+// The C API: one set of functions per layout, so that each call goes
+// straight to its instantiation.
+struct vq_queue : Queue<16> {};
+struct vqp_queue : Queue<64> {};
+
+extern "C" vq_queue *vq_create(int64_t capacity) {
+    return create<vq_queue>(capacity);
+}
+extern "C" void vq_destroy(vq_queue *queue) { destroy<vq_queue>(queue); }
+extern "C" vq_push_result vq_push(vq_queue *queue, uint64_t value, uint64_t *out) {
+    return push<16>(queue, value, out);
+}
+extern "C" bool vq_try_push(vq_queue *queue, uint64_t value) { return try_push<16>(queue, value); }
+extern "C" bool vq_pop(vq_queue *queue, uint64_t *out) { return pop<16>(queue, out); }
+
+extern "C" vqp_queue *vqp_create(int64_t capacity) {
+    return create<vqp_queue>(capacity);
+}
+extern "C" void vqp_destroy(vqp_queue *queue) { destroy<vqp_queue>(queue); }
+extern "C" vq_push_result vqp_push(vqp_queue *queue, uint64_t value, uint64_t *out) {
+    return push<64>(queue, value, out);
+}
+extern "C" bool vqp_try_push(vqp_queue *queue, uint64_t value) { return try_push<64>(queue, value); }
+extern "C" bool vqp_pop(vqp_queue *queue, uint64_t *out) { return pop<64>(queue, out); }

@@ -23,7 +23,8 @@ extension DropOldestRing: BenchmarkedQueue where Element == UInt64 {
   public static var label: String { "Swift DropOldestRing" }
 }
 
-/// The C++ Vyukov queue, owned through its handle.
+/// The C++ Vyukov queue as Vyukov lays it out (16-byte cells, four to a
+/// cache line), owned through its handle.
 public final class CppVyukovQueue: BenchmarkedQueue, @unchecked Sendable {
   // @unchecked: the handle is created in init and destroyed in deinit; every
   // call in between is thread-safe on the C++ side.
@@ -53,6 +54,40 @@ public final class CppVyukovQueue: BenchmarkedQueue, @unchecked Sendable {
   public func pop() -> UInt64? {
     var out: UInt64 = 0
     return vq_pop(handle, &out) ? out : nil
+  }
+}
+
+/// The C++ Vyukov queue with one cache line per cell, as DropOldestRing
+/// lays out its cells: the like-for-like comparison.
+public final class CppVyukovPaddedQueue: BenchmarkedQueue, @unchecked Sendable {
+  // @unchecked: the handle is created in init and destroyed in deinit; every
+  // call in between is thread-safe on the C++ side.
+  public static var label: String { "C++ Vyukov padded" }
+
+  let handle: OpaquePointer
+
+  public init(capacity: Int) {
+    guard let handle = vqp_create(Int64(capacity)) else {
+      fatalError("vqp_create(\(capacity)) failed to allocate")
+    }
+    self.handle = handle
+  }
+
+  deinit { vqp_destroy(handle) }
+
+  @inline(__always)
+  public func push(_ value: UInt64) -> UInt64? {
+    var out: UInt64 = 0
+    return vqp_push(handle, value, &out) == VQ_ADDED ? nil : out
+  }
+
+  @inline(__always)
+  public func tryPush(_ value: UInt64) -> Bool { vqp_try_push(handle, value) }
+
+  @inline(__always)
+  public func pop() -> UInt64? {
+    var out: UInt64 = 0
+    return vqp_pop(handle, &out) ? out : nil
   }
 }
 

@@ -233,12 +233,13 @@ public final class PingPongRun<Queue: BenchmarkedQueue>: @unchecked Sendable {
 /// (a generic class instantiated from another module would run unspecialised
 /// and reach every queue through its protocol witnesses).
 public enum Implementation: CaseIterable, Sendable {
-  case swift, cpp, mutex
+  case swift, cpp, cppPadded, mutex
 
   public var label: String {
     switch self {
     case .swift: DropOldestRing<UInt64>.label
     case .cpp: CppVyukovQueue.label
+    case .cppPadded: CppVyukovPaddedQueue.label
     case .mutex: MutexArrayRing.label
     }
   }
@@ -254,6 +255,9 @@ public enum Implementation: CaseIterable, Sendable {
     case .cpp:
       ThroughputRun<CppVyukovQueue>(
         producers: producers, consumers: consumers, mode: mode, perProducer: perProducer, capacity: capacity)
+    case .cppPadded:
+      ThroughputRun<CppVyukovPaddedQueue>(
+        producers: producers, consumers: consumers, mode: mode, perProducer: perProducer, capacity: capacity)
     case .mutex:
       ThroughputRun<MutexArrayRing>(
         producers: producers, consumers: consumers, mode: mode, perProducer: perProducer, capacity: capacity)
@@ -265,6 +269,7 @@ public enum Implementation: CaseIterable, Sendable {
     switch self {
     case .swift: PingPongRun<DropOldestRing<UInt64>>(roundTrips: roundTrips)
     case .cpp: PingPongRun<CppVyukovQueue>(roundTrips: roundTrips)
+    case .cppPadded: PingPongRun<CppVyukovPaddedQueue>(roundTrips: roundTrips)
     case .mutex: PingPongRun<MutexArrayRing>(roundTrips: roundTrips)
     }
   }

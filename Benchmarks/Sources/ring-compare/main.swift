@@ -61,7 +61,8 @@ print("ring-compare: \(rounds) rounds, \(perProducer) elements per producer, cap
 for round in 1 ... rounds {
   // Rotate which queue goes first, so no queue always runs on a cold or
   // hot machine.
-  let order = (0 ..< 3).map { Implementation.allCases[($0 + round) % 3] }
+  let all = Implementation.allCases
+  let order = all.indices.map { all[($0 + round) % all.count] }
   for workload in workloads {
     for implementation in order {
       let result = throughput(implementation, workload)
@@ -78,21 +79,27 @@ for round in 1 ... rounds {
   print("round \(round) done")
 }
 
+func pairedRatio(_ values: [String: [Implementation: [Double]]], _ name: String, _ over: Implementation) -> Double {
+  median(zip(values[name]![.swift]!, values[name]![over]!).map { $0 / $1 })
+}
+
 print("")
 print("throughput, million elements/s (median of \(rounds)); eviction mode counts pushes")
-print("workload        Swift ring   C++ Vyukov   Mutex ring   Swift/C++   evicted% S/C/M   handed back S/C")
+print("S/C: Swift over C++ Vyukov as published (packed cells); S/Cp: over C++ with padded cells like")
+print("the Swift ring. Ratio of medians, and in brackets the median of per-round ratios.")
+print("workload          Swift     C++   C++pad   Mutex    S/C          S/Cp         evicted% S/C/Cp/M   handed back S/C/Cp")
 for workload in workloads {
-  let swift = median(rates[workload.name]![.swift]!)
-  let cpp = median(rates[workload.name]![.cpp]!)
-  let mutex = median(rates[workload.name]![.mutex]!)
+  let m = Implementation.allCases.map { median(rates[workload.name]![$0]!) }
   let shares = Implementation.allCases.map { String(Int(median(evictedShare[workload.name]![$0]!) * 100)) }
-  print("\(workload.name)  \(format(swift, 11))  \(format(cpp, 11))  \(format(mutex, 11))  \(format(swift / cpp, 10))   \(shares.joined(separator: "/"))"
-        + "   \(handedBack[workload.name]![.swift]!)/\(handedBack[workload.name]![.cpp]!)")
+  let back = [Implementation.swift, .cpp, .cppPadded].map { String(handedBack[workload.name]![$0]!) }
+  print("\(workload.name)  \(format(m[0], 7)) \(format(m[1], 7)) \(format(m[2], 7)) \(format(m[3], 7))"
+        + "  \(format(m[0] / m[1], 5)) (\(format(pairedRatio(rates, workload.name, .cpp), 4)))"
+        + "  \(format(m[0] / m[2], 5)) (\(format(pairedRatio(rates, workload.name, .cppPadded), 4)))"
+        + "   \(shares.joined(separator: "/"))   \(back.joined(separator: "/"))")
 }
-let swiftLatency = median(latencies[.swift]!)
-let cppLatency = median(latencies[.cpp]!)
-let mutexLatency = median(latencies[.mutex]!)
-print("ping-pong round trip, ns (median of \(rounds)): Swift \(format(swiftLatency, 0))  C++ \(format(cppLatency, 0))  Mutex \(format(mutexLatency, 0))  C++/Swift \(format(cppLatency / swiftLatency, 0))")
+let lat = Implementation.allCases.map { median(latencies[$0]!) }
+print("ping-pong round trip, ns (median of \(rounds)): Swift \(format(lat[0], 0))  C++ \(format(lat[1], 0))"
+      + "  C++pad \(format(lat[2], 0))  Mutex \(format(lat[3], 0))")
 print("")
 print("raw rounds (M/s):")
 for workload in workloads {

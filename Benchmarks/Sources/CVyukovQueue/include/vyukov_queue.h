@@ -24,6 +24,7 @@ typedef enum {
     VQ_HANDED_BACK = 2, ///< not added without waiting; *out holds the value given
 } vq_push_result;
 
+/// Vyukov's layout: 16-byte cells packed four to a cache line.
 /// Creates a queue holding `capacity` rounded up to a power of two (>= 2).
 /// Returns NULL if the memory cannot be allocated.
 vq_queue *_Nullable vq_create(int64_t capacity);
@@ -35,6 +36,15 @@ vq_push_result vq_push(vq_queue *_Nonnull queue, uint64_t value, uint64_t *_Nonn
 bool vq_try_push(vq_queue *_Nonnull queue, uint64_t value);
 /// Removes the oldest value into *out; false if empty.
 bool vq_pop(vq_queue *_Nonnull queue, uint64_t *_Nonnull out);
+
+/// The same queue with one cache line per cell, the layout DropOldestRing
+/// uses: the like-for-like yardstick.
+typedef struct vqp_queue vqp_queue;
+vqp_queue *_Nullable vqp_create(int64_t capacity);
+void vqp_destroy(vqp_queue *_Nonnull queue);
+vq_push_result vqp_push(vqp_queue *_Nonnull queue, uint64_t value, uint64_t *_Nonnull out);
+bool vqp_try_push(vqp_queue *_Nonnull queue, uint64_t value);
+bool vqp_pop(vqp_queue *_Nonnull queue, uint64_t *_Nonnull out);
 
 #ifdef __cplusplus
 }
