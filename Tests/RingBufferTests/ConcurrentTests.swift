@@ -32,7 +32,7 @@ enum Workload {
   /// Elements each producer pushes in one configuration, scaled for the run.
   static func perProducer(_ base: Int) -> Int {
     if stress { return base * 20 }
-    if sanitized { return Swift.max(base / 20, 500) }
+    if sanitized { return Swift.max(base / 10, 500) }
     return base
   }
 }

@@ -1,5 +1,6 @@
-// Interleaved comparison of DropOldestRing, the C++ Vyukov queue and a
-// Mutex array ring: every round runs each workload on each queue in turn,
+// Interleaved comparison of DropOldestRing, the C++ Vyukov queue (packed
+// cells as published, and padded like DropOldestRing) and a Mutex array
+// ring: every round runs each workload on each queue in turn,
 // so that machine noise spreads over all three; the report is the median
 // per workload and queue, and the Swift/C++ ratios.
 //
