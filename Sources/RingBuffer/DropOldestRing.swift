@@ -118,6 +118,8 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
   /// operation. The limit is high enough that contention between running
   /// threads almost never reaches it and low enough that a producer does not
   /// spin long on a descheduled consumer.
+  ///
+  /// - Complexity: O(1).
   public static var pushAttemptLimit: Int { 128 }
 
   /// Start of the single allocation: `tail` block, `head` block, cells.
