@@ -98,9 +98,11 @@ import Synchronization
 /// `tail`, `head` and the cells live in one allocation of 128-byte aligned
 /// blocks: `tail` alone in the first 128 bytes, `head` alone in the next 128,
 /// the cells after that. 128 rather than 64 because x86 prefetches cache
-/// lines in adjacent pairs. Cells are not padded one per line: neighbouring
-/// cells are used one after the other by the same side, and padding them
-/// would cost more in cache misses than the rare sharing it avoids.
+/// lines in adjacent pairs. Each cell (sequence number and element) starts
+/// on a cache line of its own: when the ring is nearly empty, or full and
+/// evicting, a producer and a consumer work on neighbouring cells, and
+/// sharing a line between them costs more than the memory it saves (64
+/// bytes a cell; a ring of 1024 small elements takes 64 KiB).
 ///
 /// Build with `-Xswiftc -DRINGBUFFER_INTERNAL_CHECKS` to check internal
 /// invariants at run time.
@@ -116,6 +118,8 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
   /// operation. The limit is high enough that contention between running
   /// threads almost never reaches it and low enough that a producer does not
   /// spin long on a descheduled consumer.
+  ///
+  /// - Complexity: O(1).
   public static var pushAttemptLimit: Int { 128 }
 
   /// Start of the single allocation: `tail` block, `head` block, cells.
@@ -150,10 +154,17 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
     return (MemoryLayout<Atomic<Int>>.size + alignment - 1) & ~(alignment - 1)
   }
 
+  /// Cache line size on the machines ringcap runs on (x86-64, arm64).
+  @usableFromInline
+  internal static var _lineSize: Int { 64 }
+
+  /// Distance between cells: a whole number of cache lines, so that a
+  /// consumer reading one cell and a producer writing the next never fight
+  /// over a line (see "Layout" above).
   @usableFromInline
   internal static var _cellStride: Int {
-    let alignment = Swift.max(MemoryLayout<Atomic<Int>>.alignment, MemoryLayout<Element>.alignment)
     let end = _elementOffset + MemoryLayout<Element>.size
+    let alignment = Swift.max(_lineSize, MemoryLayout<Element>.alignment)
     return (end + alignment - 1) & ~(alignment - 1)
   }
 
@@ -252,6 +263,9 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
   @discardableResult
   public func push(_ element: Element) -> Element? {
     var attempts = Self.pushAttemptLimit
+    // The oldest position this push already lost to another thread; see
+    // below. Positions are never negative.
+    var lostOldest = -1
     // Relaxed: a hint; the acquiring sequence load below decides.
     var position = _tail.pointee.load(ordering: .relaxed)
     while true {
@@ -278,7 +292,7 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
           return nil
         }
         position = current
-      } else if lag == 1 &- _capacity {
+      } else if lag == 1 &- _capacity && position &- _capacity != lostOldest {
         // Full, holding position `position - capacity`. If that is the
         // head, take it over as its consumer and put `element` in its place.
         let oldest = position &- _capacity
@@ -310,12 +324,16 @@ public final class DropOldestRing<Element: BitwiseCopyable>: @unchecked Sendable
         }
         // Another thread took position `oldest`. If it was a consumer that
         // has not finished, the cell is not ours to wait for: retry, and
-        // fall back below once the attempts run out.
+        // fall back below once the attempts run out. Do not compare-exchange
+        // for `oldest` again: it cannot succeed, and it would pull the head's
+        // cache line away from the consumer that is finishing that pop.
+        lostOldest = oldest
         position = _tail.pointee.load(ordering: .relaxed)
       } else if lag < 0 {
         // The cell is held by a producer that claimed `position - capacity`
         // and has not published it yet, or by a consumer in the middle of
-        // popping it. Taking it would mean waiting for that thread.
+        // popping it (the `oldest` we lost). Taking it would mean waiting
+        // for that thread.
         position = _tail.pointee.load(ordering: .relaxed)
       } else {
         // Our `position` is stale: other producers already moved past it.
