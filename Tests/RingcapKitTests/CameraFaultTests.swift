@@ -85,6 +85,33 @@ struct CameraFaultTests {
                      backAfterKill, backAfterHang, framesWhileHung, reconnects, c["down_s"] as? Double ?? -1, patternGap, stopSeconds))
     }
 
+    /// A camera stuck inside OpenCV (a hung server and long timeouts) does not hold up the stop
+    /// beyond the drain deadline; it is reported as stuck and the other camera's frames are safe.
+    @Test func hungCameraDoesNotHoldUpShutdown() async throws {
+        let dir = try TestEnvironment.scratch("rtsp-stuck")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = freeLoopbackPort()
+        let server = try await startServer("rtsp_server.py", [String(port), "160x120", "10"], log: dir.appendingPathComponent("rtsp.log").path)
+        defer { server.signalGroup(SIGCONT); server.stop() }
+        let recording = try LiveRecording(["--camera", "ip=rtsp://127.0.0.1:\(port)/cam", "--camera", "pat=test:160x120@10",
+                                           "--open-timeout", "60", "--read-timeout", "60", "--drain-timeout", "1"], in: dir)
+        #expect(try await recording.waitForFrames("ip", count: 5, timeout: 30), "\(recording.stderr)")
+        server.signalGroup(SIGSTOP)
+        try await Task.sleep(for: .seconds(1.5))  // the capture thread is now blocked in a read
+        let (status, seconds) = recording.terminate()
+        #expect(status == 0, "\(recording.stderr.suffix(1500))")
+        #expect(seconds < 1 + 4, "the stop waited \(seconds) s for a camera blocked in its source")
+        let cameras = try readStats(recording.stats).cameras
+        #expect(cameras["ip"]?["stuck"] as? Bool == true)
+        #expect(cameras["pat"]?["stuck"] as? Bool == false)
+        for (name, c) in cameras {
+            let sum = (c["written"] as? Int ?? 0) + (c["dropped"] as? Int ?? 0) + (c["failed"] as? Int ?? 0)
+            #expect(c["captured"] as? Int == sum, "\(name)")
+        }
+        #expect(recording.stderr.contains("still blocked"))
+        print(String(format: "fault-figures: RTSP camera blocked in a read (server hung, 60 s timeouts), --drain-timeout 1: SIGTERM to exit %.2f s", seconds))
+    }
+
     /// HTTP MJPEG (as most IP cameras serve it): killed and restarted.
     @Test func mjpegServerKilledAndRestarted() async throws {
         let dir = try TestEnvironment.scratch("mjpeg")

@@ -9,8 +9,13 @@ enum TestEnvironment {
     static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The `ringcap` executable of the configuration under test (.build/debug or release).
+    /// The `ringcap` executable of the configuration under test (.build/debug or release), or
+    /// the one `RINGCAP_BINARY` names (to run the end-to-end tests against a release build, or
+    /// a long soak against a copy that a rebuild cannot replace).
     static let ringcapBinary: URL = {
+        if let path = ProcessInfo.processInfo.environment["RINGCAP_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
         var candidates: [URL] = []
         let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var dir = runner.deletingLastPathComponent()
