@@ -25,8 +25,11 @@ import Testing
         if fix.trackDeg.isFinite {
             #expect(abs(fix.trackDeg - track.courseDeg) < 0.01, sourceLocation: sourceLocation)
         }
-        let age = Clock.monotonicNs() &- fix.receivedMonotonicNs
-        #expect(age < 10_000_000_000, sourceLocation: sourceLocation)
+        // Received during this test, and not in the future: a check made after sampling several
+        // fixes on a loaded machine can come many seconds after the first of them.
+        let now = Clock.monotonicNs()
+        #expect(fix.receivedMonotonicNs > 0 && fix.receivedMonotonicNs <= now, sourceLocation: sourceLocation)
+        #expect(now &- fix.receivedMonotonicNs < 60_000_000_000, sourceLocation: sourceLocation)
     }
 
     static func gpsfake(_ log: String, port: UInt16, once: Bool, secondsPerSentence: Double) throws -> TestProcess {

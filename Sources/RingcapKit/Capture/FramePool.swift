@@ -29,8 +29,9 @@ public struct FrameMeta: BitwiseCopyable {
     public var fix = GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)
 }
 
-/// One camera's preallocated frames: pixel buffers, their metadata, and a lock-free stack of
-/// the free ones.
+/// The preallocated frames of every camera: pixel buffers, their metadata, and a lock-free stack
+/// of the free ones. One pool serves all cameras, so that the memory frames take is bounded by
+/// the ring, the writers and the cameras, not by the ring once per camera.
 ///
 /// Thread-safe for `acquire`/`release` from any thread. A slot's buffer and metadata belong to
 /// whoever holds the slot (the capture thread between acquire and push; the writer between pop
@@ -38,8 +39,9 @@ public struct FrameMeta: BitwiseCopyable {
 ///
 /// The free list is a stack (last released, first acquired) so that a lightly loaded pipeline
 /// keeps reusing the same few buffers: the others are never touched and never become resident.
-/// Buffers are allocated on first use, sized from the frame, and grown only if the camera's
-/// resolution grows.
+/// Buffers are allocated on first use, sized from the frame, and grown only when a bigger frame
+/// than any before lands in the slot (cameras of different sizes: in time every slot that is
+/// used holds a buffer of the largest size; after that nothing is allocated).
 public final class FramePool: @unchecked Sendable {
     public let slotCount: Int
     /// Pixel buffer of each slot (nil until first used). Owned by the slot's holder.
@@ -138,7 +140,13 @@ public final class FramePool: @unchecked Sendable {
     public func pixels(_ slot: UInt32) -> UnsafeMutableRawPointer? { buffers[Int(slot)] }
 
     /// Number of slots whose buffer was ever allocated (how much of the pool became resident).
+    /// Read it when no other thread uses the pool.
     public var allocatedSlots: Int {
         (0..<slotCount).reduce(0) { $0 + (buffers[$1] == nil ? 0 : 1) }
+    }
+
+    /// Bytes of pixel buffers allocated. Read it when no other thread uses the pool.
+    public var allocatedBytes: Int {
+        (0..<slotCount).reduce(0) { $0 + (buffers[$1] == nil ? 0 : capacities[$1]) }
     }
 }

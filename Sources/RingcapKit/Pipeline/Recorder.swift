@@ -53,10 +53,14 @@ public final class Recorder {
         if removed > 0 { logger.notice("removed \(removed) temporary file(s) left by an earlier run") }
 
         let ring = DropOldestRing<FrameToken>(capacity: config.effectiveRingCapacity)
-        // Enough slots for a full ring, one in each writer's hands, and one in the capture
-        // thread's, plus one spare: a capture thread never waits for a free slot.
-        let slotsPerCamera = ring.capacity + config.writers + 2
-        let pools = config.cameras.map { _ in FramePool(slotCount: slotsPerCamera) }
+        // One pool for every camera, with enough slots for a full ring, one in each writer's
+        // hands and one in each capture thread's, plus one spare: a capture thread never waits
+        // for a free slot. Shared, so that memory is bounded by the ring and not by the ring
+        // times the cameras: with a pool per camera, each camera's pool would in time touch as
+        // many buffers as the ring once held of its frames, and resident memory would creep up
+        // towards cameras × ring under overload. `pools[i]` is this one pool for every camera.
+        let pool = FramePool(slotCount: ring.capacity + config.writers + config.cameras.count + 1)
+        let pools = config.cameras.map { _ in pool }
         let counters = config.cameras.map { _ in CameraCounters() }
         let framesReady = Doorbell()
         let spaceReady = Doorbell()
@@ -175,12 +179,13 @@ public final class Recorder {
                     p50: ms(merged.valueAtPercentile(50)), p90: ms(merged.valueAtPercentile(90)),
                     p99: ms(merged.valueAtPercentile(99)), p999: ms(merged.valueAtPercentile(99.9)),
                     max: ms(merged.max)),
-                poolSlotsUsed: pools[i].allocatedSlots,
                 announcedFrames: c.announcedFrames.load(ordering: .relaxed) > 0 ? c.announcedFrames.load(ordering: .relaxed) : nil,
                 stuck: stuckCameras.contains(spec.name)))
         }
         return RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
-                                stopReason: stopReason, cameras: cameraSummaries)
+                                stopReason: stopReason, cameras: cameraSummaries,
+                                pool: .init(slots: pool.slotCount, slotsUsed: pool.allocatedSlots,
+                                            residentMB: (Double(pool.allocatedBytes) / 1e6 * 10).rounded() / 10))
     }
 
     private func progressLine(counters: [CameraCounters], last: [Int], seconds: Double, ringDepth: Int) -> String {
@@ -209,7 +214,6 @@ public struct RecordingSummary: Codable, Sendable {
         public var reconnects: Int
         public var downSeconds: Double
         public var latencyMs: Latency?
-        public var poolSlotsUsed: Int
         /// For a file: the frames its container announces (a damaged or truncated file ends with
         /// fewer captured); nil for live sources or when unknown.
         public var announcedFrames: Int?
@@ -220,7 +224,6 @@ public struct RecordingSummary: Codable, Sendable {
             case name, source, captured, written, dropped, failed, reconnects
             case downSeconds = "down_s"
             case latencyMs = "latency_ms"
-            case poolSlotsUsed = "pool_slots_used"
             case announcedFrames = "announced_frames"
             case stuck
         }
@@ -236,7 +239,6 @@ public struct RecordingSummary: Codable, Sendable {
             try c.encode(reconnects, forKey: .reconnects)
             try c.encode((downSeconds * 1000).rounded() / 1000, forKey: .downSeconds)
             try c.encode(latencyMs, forKey: .latencyMs)
-            try c.encode(poolSlotsUsed, forKey: .poolSlotsUsed)
             try c.encode(announcedFrames, forKey: .announcedFrames)  // null when unknown
             try c.encode(stuck, forKey: .stuck)
         }
@@ -247,6 +249,20 @@ public struct RecordingSummary: Codable, Sendable {
     public var writers: Int
     public var stopReason: String
     public var cameras: [Camera]
+
+    /// The frame pool all cameras share: its slots, how many ever held a frame, and the bytes of
+    /// pixel buffers they hold (what the pool made resident).
+    public struct Pool: Codable, Sendable {
+        public var slots: Int
+        public var slotsUsed: Int
+        public var residentMB: Double
+        enum CodingKeys: String, CodingKey {
+            case slots
+            case slotsUsed = "slots_used"
+            case residentMB = "resident_mb"
+        }
+    }
+    public var pool: Pool
     /// GPS time minus the system clock, ms, when fixes carried time (`GPSReader.clockOffsetMs`);
     /// set by the command after the recording. Encoded as null when unknown.
     public var clockOffsetMs: Double?
@@ -258,6 +274,7 @@ public struct RecordingSummary: Codable, Sendable {
         case writers
         case stopReason = "stop_reason"
         case cameras
+        case pool
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -267,6 +284,7 @@ public struct RecordingSummary: Codable, Sendable {
         try c.encode(writers, forKey: .writers)
         try c.encode(stopReason, forKey: .stopReason)
         try c.encode(cameras, forKey: .cameras)
+        try c.encode(pool, forKey: .pool)
         try c.encode(clockOffsetMs.map { ($0 * 10).rounded() / 10 }, forKey: .clockOffsetMs)  // null when unknown
     }
 
