@@ -74,11 +74,7 @@ struct CameraFaultTests {
         let reconnects = c["reconnects"] as? Int ?? -1
         #expect(reconnects >= 2, "reconnects \(reconnects)")
         #expect((c["down_s"] as? Double ?? 0) > 2)
-        for (name, stats) in cameras {
-            let captured = stats["captured"] as? Int ?? -1
-            let sum = (stats["written"] as? Int ?? 0) + (stats["dropped"] as? Int ?? 0) + (stats["failed"] as? Int ?? 0)
-            #expect(captured == sum, "\(name): captured \(captured) != \(sum)")
-        }
+        expectEveryFrameAccountedFor(cameras)
         let patternStats = try #require(cameras["pat"])
         #expect(patternStats["dropped"] as? Int == 0 && patternStats["reconnects"] as? Int == 0)
         print(String(format: "fault-figures: rtsp killed: first frame %.2f s after the server restarted; hung (SIGSTOP 5 s): first frame %.2f s after SIGCONT, %d buffered frame(s) while hung; reconnects %d, down %.1f s; test pattern beside it: 0 frames lost, largest gap %.3f s; SIGTERM to exit %.2f s",
@@ -104,10 +100,7 @@ struct CameraFaultTests {
         let cameras = try readStats(recording.stats).cameras
         #expect(cameras["ip"]?["stuck"] as? Bool == true)
         #expect(cameras["pat"]?["stuck"] as? Bool == false)
-        for (name, c) in cameras {
-            let sum = (c["written"] as? Int ?? 0) + (c["dropped"] as? Int ?? 0) + (c["failed"] as? Int ?? 0)
-            #expect(c["captured"] as? Int == sum, "\(name)")
-        }
+        expectEveryFrameAccountedFor(cameras)
         #expect(recording.stderr.contains("still blocked"))
         print(String(format: "fault-figures: RTSP camera blocked in a read (server hung, 60 s timeouts), --drain-timeout 1: SIGTERM to exit %.2f s", seconds))
     }

@@ -192,3 +192,13 @@ func parseSidecarTime(_ text: String) -> Double? {
           let micros = Double(text.dropFirst(23).prefix(3)) else { return nil }
     return date.timeIntervalSince1970 + micros / 1e6
 }
+
+/// Every camera of a recording's stats accounts for every frame: `captured == written + dropped +
+/// failed`.
+func expectEveryFrameAccountedFor(_ cameras: [String: [String: Any]], sourceLocation: SourceLocation = #_sourceLocation) {
+    for (name, c) in cameras.sorted(by: { $0.key < $1.key }) {
+        let captured = c["captured"] as? Int ?? -1
+        let sum = (c["written"] as? Int ?? 0) + (c["dropped"] as? Int ?? 0) + (c["failed"] as? Int ?? 0)
+        #expect(captured == sum, "\(name): captured \(captured) != written + dropped + failed = \(sum)", sourceLocation: sourceLocation)
+    }
+}
