@@ -25,6 +25,10 @@ public struct RecordConfig: Sendable {
     public var gpsMaxAgeSeconds: Double = 5
     /// Print one progress line a second (set when stderr is a terminal).
     public var progress = false
+    /// Free space to keep on the output's file system (`--keep-free`); oldest recordings go first.
+    public var keepFree: FreeSpaceGoal = .standard
+    /// Cap on the bytes of recordings kept under `outDirectory` (`--max-size`); nil: no cap.
+    public var maxSizeBytes: UInt64?
 
     public init(cameras: [CameraSpec], outDirectory: String = "captures",
                 writers: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -89,6 +93,10 @@ public struct RecordConfig: Sendable {
         }
         guard gpsMaxAgeSeconds.isFinite && gpsMaxAgeSeconds > 0 && gpsMaxAgeSeconds <= 86_400 else {
             throw .invalidValue(flag: "--gps-max-age", value: "\(gpsMaxAgeSeconds)", reason: "must be a number of seconds in 0<N<=86400")
+        }
+        try keepFree.validate()
+        if let maxSizeBytes, maxSizeBytes == 0 {
+            throw .invalidValue(flag: "--max-size", value: "0", reason: "must be a positive size such as 500MB")
         }
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
