@@ -60,7 +60,8 @@ final class FrameWriter: @unchecked Sendable {
     private var tempPath = ByteSink(capacity: 4096)
     private var sidecar = ByteSink(capacity: 8192)
     private var lastMinute: [Int64]                 // per camera: minute folder known to exist
-    private var lastLogNs: [Int32: UInt64] = [:]    // errno -> when last logged (only on failure)
+    /// What failed (the step and its errno) -> when last logged; touched only on failure.
+    private var lastLogNs: [FailureKind: UInt64] = [:]
     /// Grab-to-rename latency per camera, in microseconds.
     private(set) var latencyUs: [Histogram<UInt64>]
     private var iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
@@ -351,10 +352,18 @@ final class FrameWriter: @unchecked Sendable {
         camera.counters.failed.add(1, ordering: .relaxed)
         if err == ENOSPC || err == EDQUOT { ledger.diskFull() }
         let now = Clock.monotonicNs()
-        if let last = lastLogNs[err], now - last < 5_000_000_000 { return }
-        lastLogNs[err] = now
+        // Per step and errno: a full disk that fails sidecars after JPEGs says so too.
+        let kind = FailureKind(step: what, errno: err)
+        if let last = lastLogNs[kind], now - last < 5_000_000_000 { return }
+        lastLogNs[kind] = now
         let reason = err > 0 ? String(cString: strerror(err)) : "error"
         let file = String(decoding: UnsafeBufferPointer(start: path.base, count: path.count), as: UTF8.self)
         logger.error("\(what) \(file): \(reason) (frames keep being counted as failed; further errors of this kind are not logged for 5 s)")
     }
+}
+
+/// One kind of write failure, for rate-limiting its log line. A plain value.
+private struct FailureKind: Hashable {
+    var step: String
+    var errno: Int32
 }

@@ -82,6 +82,7 @@ public struct RetentionTotals: Codable, Sendable, Equatable {
 }
 
 /// One minute folder `OUT/<camera>/YYYY/MM/DD/HH/MM`, ordered oldest first (then by camera).
+/// A plain value.
 struct MinuteFolder: Hashable, Comparable {
     /// Unix minutes (UTC) of the folder's name.
     var minute: Int64
@@ -98,7 +99,7 @@ struct MinuteFolder: Hashable, Comparable {
     }
 }
 
-/// Names ringcap gives its files: only these are ever deleted.
+/// Names ringcap gives its files: only these are ever deleted. Stateless functions.
 enum RecordingNames {
     /// A frame file `HHMMSS.ffffff_SEQ.jpg` or `.json` in the folder of minute `hour:minute`.
     /// Returns the stem, the microseconds into the minute, the seq, and whether it is the sidecar.
@@ -271,6 +272,7 @@ final class RetentionThread: @unchecked Sendable {
         let before = ledger.storedBytes.load(ordering: .relaxed)
         var found: [MinuteFolder] = []
         var bytes: Int64 = 0
+        let countBytes = ledger.maxBytes != Int64.max
         let fm = FileManager.default
         for camera in ((try? fm.contentsOfDirectory(atPath: out)) ?? []).sorted() {
             guard (try? CameraSpec.validate(name: camera)) != nil else { continue }
@@ -290,9 +292,13 @@ final class RetentionThread: @unchecked Sendable {
                                                                       hour: h.value, minute: mi.value),
                                     camera: camera)
                                 let path = hPath + "/" + mi.name
-                                for name in (try? fm.contentsOfDirectory(atPath: path)) ?? []
-                                where RecordingNames.frameFile(name, hour: h.value, minute: mi.value) != nil {
-                                    bytes += fileSize(path + "/" + name) ?? 0
+                                // Sizes matter only for --max-size; months of frames on an SD
+                                // card take long to stat, folders alone do not.
+                                if countBytes {
+                                    for name in (try? fm.contentsOfDirectory(atPath: path)) ?? []
+                                    where RecordingNames.frameFile(name, hour: h.value, minute: mi.value) != nil {
+                                        bytes += fileSize(path + "/" + name) ?? 0
+                                    }
                                 }
                                 found.append(folder)
                             }
@@ -301,7 +307,7 @@ final class RetentionThread: @unchecked Sendable {
                 }
             }
         }
-        ledger.storedBytes.add(bytes - before, ordering: .relaxed)
+        if countBytes { ledger.storedBytes.add(bytes - before, ordering: .relaxed) }
         found.sort()
         index = found
         indexed = Set(found)
