@@ -329,6 +329,37 @@ struct FullDiskTests {
         #expect(stderr.contains("retention: deleted"), "deletions are logged")
     }
 
+    /// A disk full of someone else's data: --keep-free cannot be met. ringcap says so once,
+    /// deletes its own older frames, keeps the newest 2 s rather than deleting each frame as
+    /// it lands, and keeps recording.
+    @Test(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+    func keepFreeThatCannotBeMetWarnsOnceAndKeepsTheNewest() async throws {
+        let disk = try TmpfsMount(sizeBytes: 8 << 20)
+        defer { disk.unmount() }
+        writeBallast(disk.path + "/not-ours", bytes: disk.space.total - 1_500_000)
+        let out = disk.path + "/out"
+        let dir = try TestEnvironment.scratch("othersdata")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let stats = dir.appendingPathComponent("stats.json").path
+        let result = try runRingcap(["record", "--camera", "test:320x240@30", "--out", out, "--when-full", "wait",
+                                     "--keep-free", "50%", "--duration", "5", "--stats-json", stats])
+        #expect(result.status == 0, "\(result.stderr)")
+        let warnings = result.stderr.components(separatedBy: "retention: cannot delete enough").count - 1
+        #expect(warnings == 1, "warned \(warnings) times: \(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: disk.path + "/not-ours"), "what is not ours stays")
+        let (root, cameras) = try readStats(URL(fileURLWithPath: stats))
+        let c = try #require(cameras["cam0"])
+        let captured = try #require(c["captured"] as? Int)
+        #expect(c["failed"] as? Int == 0, "2 s of 320x240 frames fit in what is left")
+        let deleted = try #require((root["retention"] as? [String: Any])?["deleted_files"] as? Int)
+        #expect(deleted > 0, "frames older than 2 s go")
+        let seqs = (try recordedFrames(in: URL(fileURLWithPath: out)).frames["cam0"] ?? []).map(\.seq)
+        let first = try #require(seqs.first)
+        #expect(seqs == Array(first..<captured), "the newest gap-free run: \(seqs.prefix(3))… of \(captured)")
+        // About 2 s of 30 frames/s stay (young frames are never deleted while recording).
+        #expect(seqs.count >= 30, "only \(seqs.count) frames left: frames were deleted as they landed")
+    }
+
     /// An earlier recording in --out counts toward --max-size and goes first, whole minute
     /// folders oldest first with their emptied parents; files that are not ringcap's stay.
     @Test func earlierRecordingsCountTowardMaxSize() throws {

@@ -247,14 +247,21 @@ final class RetentionThread: @unchecked Sendable {
         scanned = scan()
         while true {
             let last = stopRequested.isSet
+            var met = true
             if scanned {
                 learnNewMinutes()
-                enforce(lastPass: last)
+                met = enforce(lastPass: last)
             }
             if last { break }
             // Not "over the cap" in the re-check: when only young frames are left that would
             // spin. A ring that comes while we are deleting waits for the next tick at worst.
-            _ = ledger.doorbell.wait(timeoutNs: Self.tickNs) { stopRequested.isSet }
+            // After a round that could not meet a guard, writers' rings (one a frame while over
+            // the cap) are let pass until the tick: nothing new could go sooner than that.
+            let deadline = Clock.monotonicNs() + Self.tickNs
+            repeat {
+                let now = Clock.monotonicNs()
+                _ = ledger.doorbell.wait(timeoutNs: deadline > now ? deadline - now : 0) { stopRequested.isSet }
+            } while !met && !stopRequested.isSet && Clock.monotonicNs() < deadline
         }
         flushFrameLog()
     }
@@ -383,8 +390,9 @@ final class RetentionThread: @unchecked Sendable {
         }
     }
 
-    /// Deletes oldest first until no guard is crossed or nothing more may go.
-    private func enforce(lastPass: Bool) {
+    /// Deletes oldest first until no guard is crossed or nothing more may go. Returns whether
+    /// the guards are met.
+    private func enforce(lastPass: Bool) -> Bool {
         while let short = shortfall() {
             // Only --max-size may take young frames, and only once the writers are done.
             var allowYoung = false
@@ -401,11 +409,15 @@ final class RetentionThread: @unchecked Sendable {
             if !warnedUnmet && (lastUnmetWarningNs.map { now - $0 >= 60_000_000_000 } ?? true) {
                 warnedUnmet = true
                 lastUnmetWarningNs = now
-                logger.warning("retention: cannot delete enough \(describe(short)): nothing of ours is left but the newest \(Self.youngNs / 1_000_000_000) s of frames; frames that do not fit are counted as failed")
+                let outcome: String
+                if case .maxSize = short { outcome = "the cap is overrun by frames until they are \(Self.youngNs / 1_000_000_000) s old" }
+                else { outcome = "frames that do not fit on the disk are counted as failed" }
+                logger.warning("retention: cannot delete enough \(describe(short)): nothing of ours is left but the newest \(Self.youngNs / 1_000_000_000) s of frames; \(outcome)")
             }
-            return
+            return false
         }
         warnedUnmet = false
+        return true
     }
 
     /// Deletes the oldest thing that may go: a closed minute folder whole, else single frames
