@@ -134,6 +134,15 @@ extern "C" double rc_capture_source_fps(const rc_capture *cap) {
     }
 }
 
+extern "C" int64_t rc_capture_frame_count(const rc_capture *cap) {
+    try {
+        double count = cap->capture.get(cv::CAP_PROP_FRAME_COUNT);
+        return std::isfinite(count) && count > 0 && count < 1e12 ? (int64_t)count : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
 extern "C" int rc_capture_grab(rc_capture *cap, char *msg, size_t msg_len) {
     return guarded(msg, msg_len, [&]() -> int {
         if (cap->capture.grab()) return RC_OK;

@@ -41,6 +41,7 @@ struct Ringcap: ParsableCommand {
 }
 
 extension WhenFull: ExpressibleByArgument {}
+extension RTSPTransport: ExpressibleByArgument {}
 
 extension FrameSize: ExpressibleByArgument {
     public init?(argument: String) {
@@ -115,6 +116,22 @@ struct Record: ParsableCommand {
     @Flag(help: "Make each file durable (fsync) before renaming it into place.")
     var fsync = false
 
+    @Option(name: .customLong("open-timeout"), parsing: .unconditional,
+            help: ArgumentHelp("How long opening a network camera may take before it counts as failed and is retried with backoff.", valueName: "SECONDS"))
+    var openTimeout: Double = 10
+
+    @Option(name: .customLong("read-timeout"), parsing: .unconditional,
+            help: ArgumentHelp("How long a network camera may go without delivering data before it counts as failed and is reopened. A camera that delivers no frame for longer than this or 10 frame intervals, whichever is longer, is reopened too.", valueName: "SECONDS"))
+    var readTimeout: Double = 5
+
+    @Option(name: .customLong("rtsp-transport"),
+            help: ArgumentHelp("How RTSP cameras send their video: tcp (through the RTSP connection, the default) or udp.", valueName: "tcp|udp"))
+    var rtspTransport: RTSPTransport = .tcp
+
+    @Option(name: .customLong("drain-timeout"), parsing: .unconditional,
+            help: ArgumentHelp("On SIGINT/SIGTERM or at the end, how long the writers may go on storing the frames still in the ring; frames left after that are counted as dropped.", valueName: "SECONDS"))
+    var drainTimeout: Double = 5
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -141,6 +158,10 @@ struct Record: ParsableCommand {
             throw ConfigError.invalidValue(flag: "--gps", value: gps, reason: "expected \(error.expected)")
         }
         config.gpsMaxAgeSeconds = gpsMaxAge
+        config.openTimeoutSeconds = openTimeout
+        config.readTimeoutSeconds = readTimeout
+        config.rtspTransport = rtspTransport
+        config.drainTimeoutSeconds = drainTimeout
         config.keepFree = try FreeSpaceGoal(parsing: keepFree)
         if let maxSize {
             let size = try ByteSize(parsing: maxSize, flag: "--max-size")
@@ -166,6 +187,8 @@ struct Record: ParsableCommand {
         }
         let logger = Logger(label: "ringcap")
         installSignalHandlers()
+        // Before any capture thread exists: setenv is not safe beside threads reading it.
+        FFmpegCaptureOptions.apply(rtspTransport: config.rtspTransport)
 
         // The GPS thread runs around the recording; capture threads read its snapshot.
         let snapshot = GPSSnapshot()
@@ -200,10 +223,16 @@ struct Record: ParsableCommand {
                 logger.error("cannot write --stats-json '\(path)': \(error)")
             }
         }
-        if summary.totalWritten == 0 {
-            logger.error("nothing was recorded")
-            throw ExitCode(69)
+        let status: Int32 = summary.totalWritten == 0 ? 69 : 0
+        if status != 0 { logger.error("nothing was recorded") }
+        if summary.anyCameraStuck {
+            // A capture thread is still inside OpenCV (a source that ignores its timeouts).
+            // Exit handlers and C++ static destructors must not run under it: stop what we
+            // started, then leave at once. Everything captured is already accounted for.
+            gpsReader.stop()
+            _exit(status)
         }
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

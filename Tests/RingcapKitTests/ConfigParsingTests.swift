@@ -139,6 +139,41 @@ struct RecordCommandLineTests {
         (["--camera", "test", "--duration", "-5"], "-5"),
         (["--camera", "test", "--size", "12x"], "12x"),
         (["--camera", "/no/such/file.mp4"], "/no/such/file.mp4"),
+        ([] as [String], "--camera"),
+        (["--camera", ""], "--camera"),
+        (["--camera", "   "], "--camera"),
+        (["--camera", "front="], "front="),
+        (["--camera", "ftp://host/x"], "ftp://host/x"),
+        (["--camera", "test:640x480@abc"], "test:640x480@abc"),
+        (["--camera", "/dev/videoX"], "/dev/videoX"),
+        (["--camera", "test", "--quality", "101"], "101"),
+        (["--camera", "test", "--quality", "high"], "high"),
+        (["--camera", "test", "--fps", "0"], "--fps"),
+        (["--camera", "test", "--fps", "-3"], "-3"),
+        (["--camera", "test", "--writers", "0"], "--writers"),
+        (["--camera", "test", "--writers", "two"], "two"),
+        (["--camera", "test", "--ring", "0"], "--ring"),
+        (["--camera", "test", "--ring", "1"], "--ring"),
+        (["--camera", "test", "--frames", "0"], "--frames"),
+        (["--camera", "test", "--duration", "abc"], "abc"),
+        (["--camera", "test", "--duration", "0"], "--duration"),
+        (["--camera", "test", "--size", "0x0"], "0x0"),
+        (["--camera", "test", "--size", "1280x720x3"], "1280x720x3"),
+        (["--camera", "test", "--when-full", "sometimes"], "sometimes"),
+        (["--camera", "test", "--gps", "bogus://x"], "bogus://x"),
+        (["--camera", "test", "--gps", "fixed:91,0"], "fixed:91,0"),
+        (["--camera", "test", "--gps", "fixed:0,181"], "fixed:0,181"),
+        (["--camera", "test", "--gps", "fixed:abc"], "fixed:abc"),
+        (["--camera", "test", "--gps-max-age", "-1"], "-1"),
+        (["--camera", "test", "--open-timeout", "0"], "--open-timeout"),
+        (["--camera", "test", "--open-timeout", "soon"], "soon"),
+        (["--camera", "test", "--read-timeout", "-2"], "-2"),
+        (["--camera", "test", "--rtsp-transport", "sctp"], "sctp"),
+        (["--camera", "test", "--drain-timeout", "-1"], "--drain-timeout"),
+        (["--camera", "test", "--log-level", "loud"], "loud"),
+        (["--camera", "a/b=test"], "a/b"),
+        (["--camera", "..=test"], ".."),
+        (["--camera", "test", "--no-such-flag"], "--no-such-flag"),
         (["--camera", "test", "--keep-free", "100%"], "--keep-free '100%'"),
         (["--camera", "test", "--keep-free", "0%"], "--keep-free '0%'"),
         (["--camera", "test", "--keep-free", "lots"], "--keep-free 'lots'"),
@@ -153,8 +188,10 @@ struct RecordCommandLineTests {
         let dir = try TestEnvironment.scratch("badargs")
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("out")
-        let result = try runRingcap(["record", "--out", out.path, "--duration", "1"] + args, timeout: 30)
+        let duration = args.contains("--duration") ? [] : ["--duration", "1"]
+        let result = try runRingcap(["record", "--out", out.path] + duration + args, timeout: 30)
         #expect(result.status == 64, "exit \(result.status): \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         #expect(result.stderr.contains(named), "message does not name \(named): \(result.stderr)")
         let jpgs = (FileManager.default.enumerator(atPath: out.path)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".jpg") }
         #expect(jpgs.isEmpty, "recorded frames despite a bad invocation")

@@ -67,6 +67,11 @@ void rc_capture_size(const rc_capture *_Nonnull cap, int *_Nonnull width, int *_
 /// The source's own frame rate, or 0 when it does not say.
 double rc_capture_source_fps(const rc_capture *_Nonnull cap);
 
+/// For a file: the number of frames its container announces (from its header, or estimated
+/// from its duration), or 0 when unknown. Lets a truncated or damaged file be reported as such
+/// when it ends early, instead of looking like a complete recording.
+int64_t rc_capture_frame_count(const rc_capture *_Nonnull cap);
+
 /// Grabs the next frame (demux and decode happen here for FFmpeg). RC_OK, RC_END for a file
 /// that ended, RC_FAIL for a stream or device that failed.
 int rc_capture_grab(rc_capture *_Nonnull cap, char *_Nonnull msg, size_t msg_len);

@@ -47,6 +47,9 @@ public final class CaptureThread: @unchecked Sendable {
     private var pattern: TestPattern?
     private var nextDueNs: UInt64 = 0
     private var downSinceNs: UInt64 = 0
+    /// No frame for this long (since the open, or the last frame) and a live source is reopened.
+    private var stallNs: UInt64 = 0
+    private var lastFrameNs: UInt64 = 0
 
     init(settings: CaptureSettings, counters: CameraCounters, pool: FramePool, pools: [FramePool],
          allCounters: [CameraCounters], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
@@ -92,34 +95,47 @@ public final class CaptureThread: @unchecked Sendable {
 
     private func setState(_ state: CameraState) { counters.state.store(state.rawValue, ordering: .relaxed) }
 
+    private var isFile: Bool { if case .file = settings.spec.source { return true }; return false }
+
+    /// Open, stream, and on failure release the capture and open a new one after a backoff
+    /// (0.5 s doubling to 30 s, ±20 % jitter, back to 0.5 s after a minute of good frames).
+    /// A file that fails or ends is finished: reopening it would record its frames again.
     private func run() {
         var backoffNs = settings.backoffStartNs
-        var goodSinceNs: UInt64 = 0
         var everOpened = false
+        var failures = 0      // consecutive failed opens, for quieter logs
         while !stopping {
             setState(.connecting)
             do {
                 try open()
             } catch {
-                logger.warning("\(error); retrying in \(backoffNs / 1_000_000) ms")
-                if !everOpened, case .file = settings.spec.source {
+                if !everOpened && isFile {
                     // A file that cannot be opened will not open later either.
-                    logger.error("giving up on \(settings.spec.source)")
+                    logger.error("\(error); giving up on this camera")
                     break
+                }
+                failures += 1
+                // Every failure is logged the first times, then once in ten: a camera that stays
+                // away for a day must not fill the log.
+                if failures <= 3 || failures % 10 == 0 {
+                    logger.warning("\(error); retrying in \(backoffNs / 1_000_000) ms (attempt \(failures))")
                 }
                 if downSinceNs == 0 { downSinceNs = Clock.monotonicNs() }
                 setState(.backoff)
                 sleepInterruptibly(ns: jittered(backoffNs))
                 backoffNs = min(backoffNs * 2, settings.backoffMaxNs)
-                if !stopping { counters.reconnects.add(1, ordering: .relaxed) }
                 continue
             }
             if downSinceNs != 0 {
-                counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed)
+                let down = Clock.monotonicNs() - downSinceNs
+                counters.downNs.add(down, ordering: .relaxed)
                 downSinceNs = 0
+                counters.reconnects.add(1, ordering: .relaxed)
+                logger.notice("camera back after \(String(format: "%.1f", Double(down) / 1e9)) s (reconnect \(counters.reconnects.load(ordering: .relaxed)))")
             }
+            failures = 0
             everOpened = true
-            goodSinceNs = Clock.monotonicNs()
+            let openedNs = Clock.monotonicNs()
             setState(.streaming)
             let outcome = stream()
             capture = nil  // a failed capture is never reused
@@ -127,23 +143,43 @@ public final class CaptureThread: @unchecked Sendable {
             case .stopped:
                 break
             case .finished:
+                reportEndOfFile()
                 counters.finished.store(true, ordering: .relaxed)
                 setState(.finished)
                 return
             case .failed(let reason):
+                if isFile {
+                    logger.error("the file failed after frame \(seq): \(reason); recorded what decoded")
+                    reportEndOfFile()
+                    counters.finished.store(true, ordering: .relaxed)
+                    setState(.finished)
+                    return
+                }
                 logger.warning("camera failed: \(reason); reconnecting")
                 downSinceNs = Clock.monotonicNs()
                 // A minute of good frames resets the backoff.
-                if Clock.monotonicNs() - goodSinceNs > 60_000_000_000 { backoffNs = settings.backoffStartNs }
+                if downSinceNs - openedNs > 60_000_000_000 { backoffNs = settings.backoffStartNs }
                 setState(.backoff)
                 sleepInterruptibly(ns: jittered(backoffNs))
                 backoffNs = min(backoffNs * 2, settings.backoffMaxNs)
-                if !stopping { counters.reconnects.add(1, ordering: .relaxed) }
             }
         }
         if downSinceNs != 0 { counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed) }
         if !everOpened || counters.finished.load(ordering: .relaxed) { counters.finished.store(true, ordering: .relaxed) }
         setState(.stopped)
+    }
+
+    /// A file that ended before the frames its container announced is damaged or truncated:
+    /// say how much of it was recorded, so that it does not pass for a complete one.
+    private func reportEndOfFile() {
+        guard isFile else { return }
+        let announced = counters.announcedFrames.load(ordering: .relaxed)
+        let limitReached = settings.frameLimit.map { seq >= UInt64($0) } ?? false
+        if announced > 0 && seq < UInt64(announced) && !limitReached {
+            logger.warning("the file ended after \(seq) of the \(announced) frames it announces: the rest did not decode (damaged or truncated)")
+        } else {
+            logger.info("the file ended after \(seq) frames")
+        }
     }
 
     private func open() throws(CaptureError) {
@@ -153,17 +189,27 @@ public final class CaptureThread: @unchecked Sendable {
             pattern = try TestPattern(width: size.width, height: size.height)
         default:
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
-            capture = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
-                                        timeouts: settings.timeouts)
+            let opened = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
+                                           timeouts: settings.timeouts)
+            if isFile { counters.announcedFrames.store(opened.announcedFrameCount, ordering: .relaxed) }
+            // A stream that stays connected but stops delivering frames is as dead as one that
+            // drops: no frame for longer than the read timeout or ten frame intervals, whichever
+            // is longer, and it is reopened.
+            let sourceFPS = opened.sourceFPS
+            let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
+                : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
+            stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
+            capture = opened
         }
         nextDueNs = 0
+        lastFrameNs = Clock.monotonicNs()
     }
 
     private enum StreamOutcome { case stopped, finished, failed(String) }
 
     /// The hot loop. Allocates nothing per frame.
     private func stream() -> StreamOutcome {
-        let isFile: Bool = { if case .file = settings.spec.source { return true }; return false }()
+        let isFile = self.isFile
         while !stopping {
             if let limit = settings.frameLimit, seq >= UInt64(limit) { return .finished }
             // Pace: test patterns at their rate, other sources at the --fps cap.
@@ -178,7 +224,9 @@ public final class CaptureThread: @unchecked Sendable {
                         // A live stream must keep being read, or its buffers fill with stale
                         // frames: grab and discard until the next kept frame is due.
                         switch capture!.grab() {
-                        case .frame: continue
+                        case .frame:
+                            lastFrameNs = Clock.monotonicNs()
+                            continue
                         case .end: return .failed("the stream ended")
                         case .failed(let reason): return .failed(reason)
                         }
@@ -196,6 +244,13 @@ public final class CaptureThread: @unchecked Sendable {
             // Stamp at grab time.
             let monotonic = Clock.monotonicNs()
             let wall = Clock.wallNs()
+            if capture != nil && !isFile {
+                // A grab that took longer than the stall limit (a trickling stream) fails the camera.
+                if monotonic - lastFrameNs > stallNs {
+                    return .failed("no frame for \(String(format: "%.1f", Double(monotonic - lastFrameNs) / 1e9)) s")
+                }
+                lastFrameNs = monotonic
+            }
             let fix = gps?.read()
             guard let slot = pool.acquire() else {
                 // Cannot happen with the pool sized for ring + writers + capture; if it does, the
@@ -210,6 +265,7 @@ public final class CaptureThread: @unchecked Sendable {
                 return outcome
             }
             counters.captured.add(1, ordering: .relaxed)
+            counters.lastFrameNs.store(monotonic, ordering: .relaxed)
             seq += 1
             hand(FrameToken(camera: settings.index, slot: slot))
         }

@@ -1,4 +1,5 @@
 import COpenCV
+import Foundation
 
 /// Why a source could not be opened or read. Carries the source and OpenCV's own words.
 public struct CaptureError: Error, CustomStringConvertible {
@@ -30,6 +31,37 @@ public struct CaptureTimeouts: Sendable, Equatable {
     public init(openMs: Int32 = 10_000, readMs: Int32 = 5_000) {
         self.openMs = openMs
         self.readMs = readMs
+    }
+}
+
+/// How RTSP streams are carried (`--rtsp-transport`). TCP by default: interleaved RTP over the
+/// RTSP connection crosses NAT and firewalls and loses nothing to a full socket buffer; UDP
+/// has less delay on a clean LAN.
+public enum RTSPTransport: String, Sendable, CaseIterable {
+    case tcp, udp
+}
+
+/// OpenCV's FFmpeg backend takes demuxer options only from the environment variable
+/// `OPENCV_FFMPEG_CAPTURE_OPTIONS` (`key;value|key;value`), read at every open. Without the
+/// variable it asks for `rtsp_flags=prefer_tcp`; once the variable is set, that default is gone
+/// and a missing `rtsp_transport` silently means UDP, so ours always names it.
+public enum FFmpegCaptureOptions {
+    public static let variable = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+
+    /// The variable's value: `existing` (options the user set) with `rtsp_transport` replaced.
+    public static func merged(existing: String?, rtspTransport: RTSPTransport) -> String {
+        var entries = (existing ?? "").split(separator: "|").map(String.init).filter {
+            !$0.isEmpty && !$0.hasPrefix("rtsp_transport;")
+        }
+        entries.insert("rtsp_transport;\(rtspTransport.rawValue)", at: 0)
+        return entries.joined(separator: "|")
+    }
+
+    /// Sets the variable for this process. Call once on the main thread before any capture
+    /// opens: `setenv` is not safe while other threads read the environment.
+    public static func apply(rtspTransport: RTSPTransport) {
+        let existing = getenv(variable).map { String(cString: $0) }
+        setenv(variable, merged(existing: existing, rtspTransport: rtspTransport), 1)
     }
 }
 
@@ -79,6 +111,9 @@ final class OpenCVCapture {
     }
 
     var sourceFPS: Double { rc_capture_source_fps(handle) }
+
+    /// Frames a file's container announces; 0 when unknown (streams, devices).
+    var announcedFrameCount: Int { Int(rc_capture_frame_count(handle)) }
 
     enum GrabResult { case frame, end, failed(String) }
 

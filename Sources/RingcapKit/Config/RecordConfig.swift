@@ -25,10 +25,24 @@ public struct RecordConfig: Sendable {
     public var gpsMaxAgeSeconds: Double = 5
     /// Print one progress line a second (set when stderr is a terminal).
     public var progress = false
+    /// Network sources: how long an open and a read may block (`--open-timeout`,
+    /// `--read-timeout`) before the camera counts as failed and is reopened.
+    public var openTimeoutSeconds: Double = 10
+    public var readTimeoutSeconds: Double = 5
+    /// `--rtsp-transport`.
+    public var rtspTransport: RTSPTransport = .tcp
+    /// After capture stops, how long the writers may drain the ring (`--drain-timeout`).
+    public var drainTimeoutSeconds: Double = 5
     /// Free space to keep on the output's file system (`--keep-free`); oldest recordings go first.
     public var keepFree: FreeSpaceGoal = .standard
     /// Cap on the bytes of recordings kept under `outDirectory` (`--max-size`); nil: no cap.
     public var maxSizeBytes: UInt64?
+
+    /// The timeouts handed to each capture, in the shim's milliseconds.
+    public var captureTimeouts: CaptureTimeouts {
+        CaptureTimeouts(openMs: Int32((openTimeoutSeconds * 1000).rounded()),
+                        readMs: Int32((readTimeoutSeconds * 1000).rounded()))
+    }
 
     public init(cameras: [CameraSpec], outDirectory: String = "captures",
                 writers: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -74,7 +88,7 @@ public struct RecordConfig: Sendable {
             }
         }
         if let fpsCap, !(fpsCap.isFinite && fpsCap > 0 && fpsCap <= 1000) {
-            throw .invalidValue(flag: "--fps", value: "\(fpsCap)", reason: "must be a number of frames/s in 0<N<=1000")
+            throw .invalidValue(flag: "--fps", value: Self.format(fpsCap), reason: "must be a number of frames/s in 0<N<=1000")
         }
         guard (1...100).contains(quality) else {
             throw .invalidValue(flag: "--quality", value: "\(quality)", reason: "must be 1...100")
@@ -86,13 +100,22 @@ public struct RecordConfig: Sendable {
             throw .invalidValue(flag: "--ring", value: "\(ringCapacity)", reason: "must be 2...1048576")
         }
         if let durationSeconds, !(durationSeconds.isFinite && durationSeconds > 0) {
-            throw .invalidValue(flag: "--duration", value: "\(durationSeconds)", reason: "must be a positive number of seconds")
+            throw .invalidValue(flag: "--duration", value: Self.format(durationSeconds), reason: "must be a positive number of seconds")
         }
         if let framesPerCamera, framesPerCamera <= 0 {
             throw .invalidValue(flag: "--frames", value: "\(framesPerCamera)", reason: "must be a positive number of frames")
         }
         guard gpsMaxAgeSeconds.isFinite && gpsMaxAgeSeconds > 0 && gpsMaxAgeSeconds <= 86_400 else {
-            throw .invalidValue(flag: "--gps-max-age", value: "\(gpsMaxAgeSeconds)", reason: "must be a number of seconds in 0<N<=86400")
+            throw .invalidValue(flag: "--gps-max-age", value: Self.format(gpsMaxAgeSeconds), reason: "must be a number of seconds in 0<N<=86400")
+        }
+        for (flag, value) in [("--open-timeout", openTimeoutSeconds), ("--read-timeout", readTimeoutSeconds)] {
+            guard value.isFinite && value >= 0.1 && value <= 3600 else {
+                throw .invalidValue(flag: flag, value: Self.format(value), reason: "must be a number of seconds in 0.1...3600")
+            }
+        }
+        guard drainTimeoutSeconds.isFinite && drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 3600 else {
+            throw .invalidValue(flag: "--drain-timeout", value: Self.format(drainTimeoutSeconds),
+                                reason: "must be a number of seconds in 0...3600")
         }
         try keepFree.validate()
         if let maxSizeBytes, maxSizeBytes == 0 {
@@ -102,6 +125,11 @@ public struct RecordConfig: Sendable {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
         }
         try Self.prepareOutput(outDirectory)
+    }
+
+    /// A number as the user would have typed it: `5`, not `5.0`.
+    static func format(_ value: Double) -> String {
+        value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     static func prepareOutput(_ path: String) throws(ConfigError) {

@@ -131,7 +131,12 @@ public struct CameraSpec: Equatable, Sendable {
             try Self.validate(name: name)
         }
         self.name = name
-        self.source = try SourceSpec(parsing: sourceText)
+        do {
+            self.source = try SourceSpec(parsing: sourceText)
+        } catch .invalidSource(let value, let reason) where value != text {
+            // Name the whole spec the user typed, not just the part after NAME=.
+            throw .invalidValue(flag: "--camera", value: text, reason: reason)
+        }
     }
 
     public init(name: String, source: SourceSpec) {

@@ -20,8 +20,8 @@ public final class Recorder {
     public let config: RecordConfig
     private let logger: Logger
     private let gps: GPSSnapshot?
-    /// How long writers may drain the ring after capture stops.
-    public var drainTimeoutNs: UInt64 = 5_000_000_000
+    /// How long writers may drain the ring after capture stops (`--drain-timeout`).
+    public var drainTimeoutNs: UInt64
     /// Called once a second with the progress line (when `config.progress`).
     public var onProgress: ((String) -> Void)?
 
@@ -29,6 +29,7 @@ public final class Recorder {
         self.config = config
         self.gps = gps
         self.logger = logger
+        drainTimeoutNs = UInt64(config.drainTimeoutSeconds * 1e9)
     }
 
     /// Removes temporaries left under `out` by an earlier run that was killed. Returns how many.
@@ -89,8 +90,9 @@ public final class Recorder {
             var rate = config.fpsCap
             if case .testPattern(_, _, let fps) = spec.source { rate = min(rate ?? fps, fps) }
             if let rate { interval = UInt64((1e9 / rate).rounded()) }
-            let settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size, minIntervalNs: interval,
+            var settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size, minIntervalNs: interval,
                                            whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
+            settings.timeouts = config.captureTimeouts
             return CaptureThread(settings: settings, counters: counters[i], pool: pools[i], pools: pools,
                                  allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  gps: gps, logger: logger)
@@ -162,10 +164,11 @@ public final class Recorder {
             logger.warning("drain deadline passed: \(abandoned) frame(s) left in the ring were not written")
         }
         // Last: a final pass once nothing is being written, so --max-size holds exactly at the end.
+        // Best effort: it must not hold up a stop that was asked for.
         if let retention {
             retention.requestStop()
-            if !retention.join(timeoutNs: 5_000_000_000) {
-                logger.warning("retention is still deleting after 5 s; not waiting for it")
+            if !retention.join(timeoutNs: 2_000_000_000) {
+                logger.warning("retention is still deleting after 2 s; not waiting for it")
             }
         }
 
@@ -186,7 +189,9 @@ public final class Recorder {
                     p50: ms(merged.valueAtPercentile(50)), p90: ms(merged.valueAtPercentile(90)),
                     p99: ms(merged.valueAtPercentile(99)), p999: ms(merged.valueAtPercentile(99.9)),
                     max: ms(merged.max)),
-                poolSlotsUsed: pools[i].allocatedSlots))
+                poolSlotsUsed: pools[i].allocatedSlots,
+                announcedFrames: c.announcedFrames.load(ordering: .relaxed) > 0 ? c.announcedFrames.load(ordering: .relaxed) : nil,
+                stuck: stuckCameras.contains(spec.name)))
         }
         return RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
                                 stopReason: stopReason, cameras: cameraSummaries,
@@ -220,12 +225,35 @@ public struct RecordingSummary: Codable, Sendable {
         public var downSeconds: Double
         public var latencyMs: Latency?
         public var poolSlotsUsed: Int
+        /// For a file: the frames its container announces (a damaged or truncated file ends with
+        /// fewer captured); nil for live sources or when unknown.
+        public var announcedFrames: Int?
+        /// The camera's thread was still blocked in its source when the recording ended.
+        public var stuck: Bool
 
         enum CodingKeys: String, CodingKey {
             case name, source, captured, written, dropped, failed, reconnects
             case downSeconds = "down_s"
             case latencyMs = "latency_ms"
             case poolSlotsUsed = "pool_slots_used"
+            case announcedFrames = "announced_frames"
+            case stuck
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(source, forKey: .source)
+            try c.encode(captured, forKey: .captured)
+            try c.encode(written, forKey: .written)
+            try c.encode(dropped, forKey: .dropped)
+            try c.encode(failed, forKey: .failed)
+            try c.encode(reconnects, forKey: .reconnects)
+            try c.encode((downSeconds * 1000).rounded() / 1000, forKey: .downSeconds)
+            try c.encode(latencyMs, forKey: .latencyMs)
+            try c.encode(poolSlotsUsed, forKey: .poolSlotsUsed)
+            try c.encode(announcedFrames, forKey: .announcedFrames)  // null when unknown
+            try c.encode(stuck, forKey: .stuck)
         }
     }
 
@@ -262,6 +290,10 @@ public struct RecordingSummary: Codable, Sendable {
     }
 
     public var totalWritten: Int { cameras.reduce(0) { $0 + $1.written } }
+
+    /// Some camera's thread is still inside a blocking source call: the process must leave
+    /// without running exit handlers under it.
+    public var anyCameraStuck: Bool { cameras.contains { $0.stuck } }
 
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
