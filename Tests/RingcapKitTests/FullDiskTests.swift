@@ -65,7 +65,7 @@ func filesUnder(_ root: String) -> [String: Int] {
     return files
 }
 
-let isRoot = getuid() == 0
+private let runningAsRoot = getuid() == 0
 
 /// A full disk and retention (`--keep-free`, `--max-size`), on real file systems: tmpfs mounts
 /// that really run out of space (root only), and plain folders.
@@ -73,7 +73,7 @@ let isRoot = getuid() == 0
 struct FullDiskTests {
     /// ENOSPC: frames fail, are counted, are logged a few times (not once per frame), leave no
     /// temporary or partial file; once space is freed mid-run, frames are written again.
-    @Test(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+    @Test(.enabled(if: runningAsRoot, "mounting a tmpfs needs root"))
     func fullDiskFailsFramesThenRecovers() async throws {
         let disk = try TmpfsMount(sizeBytes: 8 << 20)
         defer { disk.unmount() }
@@ -129,7 +129,7 @@ struct FullDiskTests {
     /// Out of inodes with exactly one left: each JPEG is written, then its sidecar cannot be
     /// created. The JPEG is taken back (no .jpg without its .json), the frame counted as failed;
     /// once inodes are freed, frames are whole again.
-    @Test(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+    @Test(.enabled(if: runningAsRoot, "mounting a tmpfs needs root"))
     func sidecarFailingAfterItsJPEGTakesTheJPEGBack() async throws {
         let disk = try TmpfsMount(sizeBytes: 8 << 20, inodes: 64)
         defer { disk.unmount() }
@@ -293,7 +293,7 @@ struct FullDiskTests {
 
     /// `--keep-free 50%` on an 8 MB tmpfs: free space never falls far below 4 MB, the oldest
     /// frames go, the newest stay, nothing fails.
-    @Test(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+    @Test(.enabled(if: runningAsRoot, "mounting a tmpfs needs root"))
     func keepFreeHoldsFreeSpace() async throws {
         let disk = try TmpfsMount(sizeBytes: 8 << 20)
         defer { disk.unmount() }
@@ -336,7 +336,7 @@ struct FullDiskTests {
     /// A disk full of someone else's data: --keep-free cannot be met. ringcap says so once,
     /// deletes its own older frames, keeps the newest 2 s rather than deleting each frame as
     /// it lands, and keeps recording.
-    @Test(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+    @Test(.enabled(if: runningAsRoot, "mounting a tmpfs needs root"))
     func keepFreeThatCannotBeMetWarnsOnceAndKeepsTheNewest() async throws {
         let disk = try TmpfsMount(sizeBytes: 8 << 20)
         defer { disk.unmount() }
