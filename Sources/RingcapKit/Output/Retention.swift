@@ -62,7 +62,7 @@ final class StoreLedger: Sendable {
     func diskFull() { doorbell.ring() }
 }
 
-/// What retention deleted during a recording. Encoded in the summary as
+/// What retention deleted during a recording. A plain value. Encoded in the summary as
 /// `"retention": {"deleted_files", "deleted_bytes", "deleted_folders"}`.
 public struct RetentionTotals: Codable, Sendable, Equatable {
     /// `.jpg` and `.json` files removed (a frame is two files).
@@ -184,7 +184,9 @@ final class RetentionThread: @unchecked Sendable {
     private let stopRequested = OnceFlag()
     private let done = DispatchSemaphore(value: 0)
 
-    // Totals: written by the thread, read by the recorder (relaxed: plain counters).
+    // Totals: written by the thread, read by the recorder. Relaxed: plain counters; the
+    // recorder reads them after `join`, whose semaphore orders them, or, if the join timed out,
+    // as a snapshot that may lag by the deletions still going on.
     private let deletedFiles = Atomic<Int>(0)
     private let deletedBytes = Atomic<Int64>(0)
     private let deletedFolders = Atomic<Int>(0)
