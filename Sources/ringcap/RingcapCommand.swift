@@ -105,6 +105,14 @@ struct Record: ParsableCommand {
     @Option(name: .customLong("stats-json"), help: ArgumentHelp("Also write the summary as JSON to this file.", valueName: "FILE"))
     var statsJSON: String?
 
+    @Option(name: .customLong("keep-free"), parsing: .unconditional,
+            help: ArgumentHelp("Free space to keep on the file system of --out, as a size (500MB, 2GiB) or a percentage of it (5%). When less is free, the oldest recordings are deleted first. 0 turns this off.", valueName: "SIZE|PCT"))
+    var keepFree = "5%"
+
+    @Option(name: .customLong("max-size"), parsing: .unconditional,
+            help: ArgumentHelp("Cap on the frames kept under --out, earlier recordings included, as a size such as 20GB or 500MiB (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024; a bare number is bytes). The oldest are deleted first. Default: no cap.", valueName: "SIZE"))
+    var maxSize: String?
+
     @Flag(help: "Make each file durable (fsync) before renaming it into place.")
     var fsync = false
 
@@ -154,6 +162,14 @@ struct Record: ParsableCommand {
         config.readTimeoutSeconds = readTimeout
         config.rtspTransport = rtspTransport
         config.drainTimeoutSeconds = drainTimeout
+        config.keepFree = try FreeSpaceGoal(parsing: keepFree)
+        if let maxSize {
+            let size = try ByteSize(parsing: maxSize, flag: "--max-size")
+            guard size.bytes > 0 else {
+                throw ConfigError.invalidValue(flag: "--max-size", value: maxSize, reason: "must be a positive size such as 500MB")
+            }
+            config.maxSizeBytes = size.bytes
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
         }

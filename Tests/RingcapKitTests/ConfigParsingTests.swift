@@ -174,6 +174,15 @@ struct RecordCommandLineTests {
         (["--camera", "a/b=test"], "a/b"),
         (["--camera", "..=test"], ".."),
         (["--camera", "test", "--no-such-flag"], "--no-such-flag"),
+        (["--camera", "test", "--keep-free", "100%"], "--keep-free '100%'"),
+        (["--camera", "test", "--keep-free", "0%"], "--keep-free '0%'"),
+        (["--camera", "test", "--keep-free", "lots"], "--keep-free 'lots'"),
+        (["--camera", "test", "--keep-free", "-5%"], "--keep-free '-5%'"),
+        (["--camera", "test", "--max-size", "0"], "--max-size '0'"),
+        (["--camera", "test", "--max-size", "5%"], "--max-size '5%'"),
+        (["--camera", "test", "--max-size", "10XB"], "--max-size '10XB'"),
+        (["--camera", "test", "--max-size", "-1GB"], "--max-size '-1GB'"),
+        (["--camera", "test", "--max-size", ""], "--max-size ''"),
     ])
     func badInvocationsExit64NamingTheValue(args: [String], named: String) throws {
         let dir = try TestEnvironment.scratch("badargs")
@@ -196,5 +205,86 @@ struct RecordCommandLineTests {
         let result = try runRingcap(["record", "--camera", "test", "--duration", "1", "--out", file.path + "/out"], timeout: 30)
         #expect(result.status == 73, "exit \(result.status): \(result.stderr)")
         #expect(result.stderr.contains(file.path + "/out"))
+    }
+}
+
+/// `--keep-free SIZE|PCT` and `--max-size SIZE`.
+struct StorageLimitParsingTests {
+    @Test(arguments: [
+        ("0", UInt64(0)), ("1", 1), ("123456789", 123_456_789), ("10B", 10), ("10b", 10),
+        ("1KB", 1000), ("1kb", 1000), ("2MB", 2_000_000), ("3GB", 3_000_000_000), ("1TB", 1_000_000_000_000),
+        ("1KiB", 1024), ("1MiB", 1_048_576), ("2GiB", 2_147_483_648), ("1TiB", 1_099_511_627_776),
+        ("1.5GB", 1_500_000_000), ("0.5KiB", 512), ("20mib", 20_971_520),
+    ])
+    func parsesSizes(text: String, bytes: UInt64) throws {
+        #expect(try ByteSize(parsing: text, flag: "--max-size").bytes == bytes)
+    }
+
+    @Test(arguments: ["", " ", "MB", "GB1", "1 GB", "1XB", "-1", "-1MB", "+1MB", "1e6", "inf", "nan", "0x10",
+                      "1.2.3MB", ".", "5%", "1KBB", "1iB", "99999999999TB"])
+    func rejectsBadSizes(text: String) {
+        do {
+            _ = try ByteSize(parsing: text, flag: "--max-size")
+            Issue.record("accepted '\(text)'")
+        } catch {
+            #expect(error.description.contains("--max-size '\(text)'"), "\(error)")
+        }
+    }
+
+    @Test(arguments: [
+        ("5%", FreeSpaceGoal.percent(5)), ("0.5%", .percent(0.5)), ("99.9%", .percent(99.9)),
+        ("0", .off), ("0B", .off), ("2GB", .bytes(2_000_000_000)), ("512MiB", .bytes(536_870_912)),
+    ])
+    func parsesFreeSpaceGoals(text: String, goal: FreeSpaceGoal) throws {
+        #expect(try FreeSpaceGoal(parsing: text) == goal)
+    }
+
+    @Test(arguments: ["0%", "100%", "150%", "-5%", "%", "abc%", "5 %", "5%%", "", "lots", "-1GB"])
+    func rejectsBadFreeSpaceGoals(text: String) {
+        do {
+            _ = try FreeSpaceGoal(parsing: text)
+            Issue.record("accepted '\(text)'")
+        } catch {
+            #expect(error.description.contains("--keep-free '\(text)'"), "\(error)")
+            #expect(error.exitCode == 64)
+        }
+    }
+
+    @Test func percentagesAndSizesGiveBytes() {
+        #expect(FreeSpaceGoal.percent(5).bytesToKeep(ofTotal: 1_000_000) == 50_000)
+        #expect(FreeSpaceGoal.bytes(123).bytesToKeep(ofTotal: 1_000_000) == 123)
+        #expect(FreeSpaceGoal.off.bytesToKeep(ofTotal: 1_000_000) == 0)
+        #expect(FreeSpaceGoal.standard == .percent(5))
+    }
+
+    @Test func configValidatesLimitsBuiltInCode() throws {
+        var c = RecordConfig(cameras: [CameraSpec(name: "a", source: .testPattern(width: 320, height: 240, fps: 5))],
+                             outDirectory: NSTemporaryDirectory() + "ringcap-limits-\(getpid())", writers: 1)
+        c.maxSizeBytes = 0
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.maxSizeBytes = 1_000_000
+        c.keepFree = .percent(100)
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c.keepFree = .percent(5)
+        try c.validate()
+    }
+
+    /// Folder and file names retention recognises as ringcap's, and only those.
+    @Test func recordingNames() throws {
+        let f = try #require(RecordingNames.frameFile("073112.004500_42.jpg", hour: 7, minute: 31))
+        #expect(f.stem == "073112.004500_42" && f.microsInMinute == 12_004_500 && f.seq == 42 && !f.isJSON)
+        #expect(RecordingNames.frameFile("073112.004500_42.json", hour: 7, minute: 31)?.isJSON == true)
+        for bad in ["073112.004500_42.jpg.rctmp", "073112.004500_42.png", "073112.004500.jpg", "083112.004500_1.jpg",
+                    "073112,004500_1.jpg", "0731a2.004500_1.jpg", "073199.004500_1.jpg", "notes.json", ".jpg",
+                    "073112.004500_.jpg", "073112.004500_1x.jpg"] {
+            #expect(RecordingNames.frameFile(bad, hour: 7, minute: 31) == nil, "\(bad)")
+        }
+        #expect(RecordingNames.unixMinute(year: 1970, month: 1, day: 1, hour: 0, minute: 0) == 0)
+        #expect(RecordingNames.unixMinute(year: 2026, month: 12, day: 1, hour: 7, minute: 31) == 1_796_110_260 / 60)
+        #expect(RecordingNames.unixMinute(year: 2024, month: 2, day: 29, hour: 23, minute: 59) == 1_709_251_140 / 60)
+        #expect(MinuteFolder(minute: 1_796_110_260 / 60, camera: "bow").relativePath == "bow/2026/12/01/07/31")
+        #expect(RecordingNames.number("07", width: 2, in: 0...59) == 7)
+        #expect(RecordingNames.number("7", width: 2, in: 0...59) == nil)
+        #expect(RecordingNames.number("60", width: 2, in: 0...59) == nil)
     }
 }

@@ -33,6 +33,10 @@ public struct RecordConfig: Sendable {
     public var rtspTransport: RTSPTransport = .tcp
     /// After capture stops, how long the writers may drain the ring (`--drain-timeout`).
     public var drainTimeoutSeconds: Double = 5
+    /// Free space to keep on the output's file system (`--keep-free`); oldest recordings go first.
+    public var keepFree: FreeSpaceGoal = .standard
+    /// Cap on the bytes of recordings kept under `outDirectory` (`--max-size`); nil: no cap.
+    public var maxSizeBytes: UInt64?
 
     /// The timeouts handed to each capture, in the shim's milliseconds.
     public var captureTimeouts: CaptureTimeouts {
@@ -112,6 +116,10 @@ public struct RecordConfig: Sendable {
         guard drainTimeoutSeconds.isFinite && drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 3600 else {
             throw .invalidValue(flag: "--drain-timeout", value: Self.format(drainTimeoutSeconds),
                                 reason: "must be a number of seconds in 0...3600")
+        }
+        try keepFree.validate()
+        if let maxSizeBytes, maxSizeBytes == 0 {
+            throw .invalidValue(flag: "--max-size", value: "0", reason: "must be a positive size such as 500MB")
         }
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")

@@ -41,6 +41,8 @@ final class FrameWriter: @unchecked Sendable {
     private let quality: Int
     private let fsync: Bool
     private let gps: WriterGPS
+    /// Bytes stored and minute folders made, for retention; ENOSPC rings it.
+    private let ledger: StoreLedger
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private let abandon = Atomic<Bool>(false)
@@ -58,7 +60,8 @@ final class FrameWriter: @unchecked Sendable {
     private var tempPath = ByteSink(capacity: 4096)
     private var sidecar = ByteSink(capacity: 8192)
     private var lastMinute: [Int64]                 // per camera: minute folder known to exist
-    private var lastLogNs: [Int32: UInt64] = [:]    // errno -> when last logged (only on failure)
+    /// What failed (the step and its errno) -> when last logged; touched only on failure.
+    private var lastLogNs: [FailureKind: UInt64] = [:]
     /// Grab-to-rename latency per camera, in microseconds.
     private(set) var latencyUs: [Histogram<UInt64>]
     private var iov = UnsafeMutablePointer<iovec>.allocate(capacity: 4)
@@ -67,7 +70,7 @@ final class FrameWriter: @unchecked Sendable {
 
     init(index: Int, cameras: [WriterCamera], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
          spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, gps: WriterGPS,
-         logger: Logger) throws(CaptureError) {
+         ledger: StoreLedger, logger: Logger) throws(CaptureError) {
         self.index = index
         self.cameras = cameras
         self.ring = ring
@@ -77,6 +80,7 @@ final class FrameWriter: @unchecked Sendable {
         self.quality = quality
         self.fsync = fsync
         self.gps = gps
+        self.ledger = ledger
         var logger = logger
         logger[metadataKey: "writer"] = "\(index)"
         self.logger = logger
@@ -177,6 +181,7 @@ final class FrameWriter: @unchecked Sendable {
         if lastMinute[Int(token.camera)] != minute {
             guard makeFolders(upTo: folderLength, camera: camera) else { return }
             lastMinute[Int(token.camera)] = minute
+            ledger.noteMinute(minute, camera: Int(token.camera))
         }
         path.append(byte: UInt8(ascii: "/"))
         path.append(int: fields.hour, width: 2)
@@ -242,6 +247,7 @@ final class FrameWriter: @unchecked Sendable {
         }
         let latencyNs = Clock.monotonicNs() &- meta.monotonicNs
         _ = latencyUs[Int(token.camera)].record(latencyNs / 1000)
+        ledger.stored(fileBytes + sidecar.count)
         camera.counters.written.add(1, ordering: .relaxed)
     }
 
@@ -317,6 +323,7 @@ final class FrameWriter: @unchecked Sendable {
         // camera's folder down covers a tree deleted by hand as well.
         let start = camera.folder.count - 1
         var i = start
+        var restarts = 0
         while i <= length {
             if i == length || path.base[i] == UInt8(ascii: "/") {
                 let saved = i < path.capacity ? path.base[i] : 0
@@ -324,6 +331,13 @@ final class FrameWriter: @unchecked Sendable {
                 let rc = mkdir(UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self), 0o755)
                 let err = errno
                 path.base[i] = saved
+                if rc != 0 && err == ENOENT && restarts < 3 {
+                    // A parent we just found was removed under us (retention removes emptied
+                    // hour and day folders): from the top once more.
+                    restarts += 1
+                    i = start
+                    continue
+                }
                 if rc != 0 && err != EEXIST {
                     fail(camera, errno: err, what: "creating folder")
                     return false
@@ -336,11 +350,20 @@ final class FrameWriter: @unchecked Sendable {
 
     private func fail(_ camera: WriterCamera, errno err: Int32, what: String) {
         camera.counters.failed.add(1, ordering: .relaxed)
+        if err == ENOSPC || err == EDQUOT { ledger.diskFull() }
         let now = Clock.monotonicNs()
-        if let last = lastLogNs[err], now - last < 5_000_000_000 { return }
-        lastLogNs[err] = now
+        // Per step and errno: a full disk that fails sidecars after JPEGs says so too.
+        let kind = FailureKind(step: what, errno: err)
+        if let last = lastLogNs[kind], now - last < 5_000_000_000 { return }
+        lastLogNs[kind] = now
         let reason = err > 0 ? String(cString: strerror(err)) : "error"
         let file = String(decoding: UnsafeBufferPointer(start: path.base, count: path.count), as: UTF8.self)
         logger.error("\(what) \(file): \(reason) (frames keep being counted as failed; further errors of this kind are not logged for 5 s)")
     }
+}
+
+/// One kind of write failure, for rate-limiting its log line. A plain value.
+private struct FailureKind: Hashable {
+    var step: String
+    var errno: Int32
 }

@@ -65,6 +65,10 @@ public final class Recorder {
         let framesReady = Doorbell()
         let spaceReady = Doorbell()
         let producersDone = OnceFlag()
+        let ledger = StoreLedger(cameras: config.cameras.count, maxBytes: config.maxSizeBytes)
+        let retention: RetentionThread? = config.keepFree == .off && config.maxSizeBytes == nil ? nil
+            : RetentionThread(out: config.outDirectory, cameraNames: config.cameras.map(\.name),
+                              keepFree: config.keepFree, ledger: ledger, logger: logger)
 
         let outPrefix = config.outDirectory.hasSuffix("/") ? config.outDirectory : config.outDirectory + "/"
         let writerCameras = config.cameras.enumerated().map { i, spec -> WriterCamera in
@@ -82,7 +86,8 @@ public final class Recorder {
         for i in 0..<config.writers {
             writers.append(try FrameWriter(index: i, cameras: writerCameras, ring: ring, framesReady: framesReady,
                                            spaceReady: spaceReady, producersDone: producersDone,
-                                           quality: config.quality, fsync: config.fsync, gps: writerGPS, logger: logger))
+                                           quality: config.quality, fsync: config.fsync, gps: writerGPS,
+                                           ledger: ledger, logger: logger))
         }
         let captures = config.cameras.enumerated().map { i, spec -> CaptureThread in
             var interval: UInt64 = 0
@@ -98,6 +103,7 @@ public final class Recorder {
         }
 
         logger.info("recording \(config.cameras.count) camera(s) into \(config.outDirectory) with \(config.writers) writer(s), ring \(ring.capacity)")
+        retention?.start()
         writers.forEach { $0.start() }
         captures.forEach { $0.start() }
 
@@ -161,6 +167,14 @@ public final class Recorder {
             }
             logger.warning("drain deadline passed: \(abandoned) frame(s) left in the ring were not written")
         }
+        // Last: a final pass once nothing is being written, so --max-size holds exactly at the end.
+        // Best effort: it must not hold up a stop that was asked for.
+        if let retention {
+            retention.requestStop()
+            if !retention.join(timeoutNs: 2_000_000_000) {
+                logger.warning("retention is still deleting after 2 s; not waiting for it")
+            }
+        }
 
         let elapsed = Double(Clock.monotonicNs() - start) / 1e9
         var cameraSummaries: [RecordingSummary.Camera] = []
@@ -185,7 +199,8 @@ public final class Recorder {
         return RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
                                 stopReason: stopReason, cameras: cameraSummaries,
                                 pool: .init(slots: pool.slotCount, slotsUsed: pool.allocatedSlots,
-                                            residentMB: (Double(pool.allocatedBytes) / 1e6 * 10).rounded() / 10))
+                                            residentMB: (Double(pool.allocatedBytes) / 1e6 * 10).rounded() / 10),
+                                retention: retention?.totals ?? RetentionTotals())
     }
 
     private func progressLine(counters: [CameraCounters], last: [Int], seconds: Double, ringDepth: Int) -> String {
@@ -263,6 +278,8 @@ public struct RecordingSummary: Codable, Sendable {
         }
     }
     public var pool: Pool
+    /// What `--keep-free` and `--max-size` deleted (zeros when nothing was).
+    public var retention = RetentionTotals()
     /// GPS time minus the system clock, ms, when fixes carried time (`GPSReader.clockOffsetMs`);
     /// set by the command after the recording. Encoded as null when unknown.
     public var clockOffsetMs: Double?
@@ -275,6 +292,7 @@ public struct RecordingSummary: Codable, Sendable {
         case stopReason = "stop_reason"
         case cameras
         case pool
+        case retention
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -285,6 +303,7 @@ public struct RecordingSummary: Codable, Sendable {
         try c.encode(stopReason, forKey: .stopReason)
         try c.encode(cameras, forKey: .cameras)
         try c.encode(pool, forKey: .pool)
+        try c.encode(retention, forKey: .retention)
         try c.encode(clockOffsetMs.map { ($0 * 10).rounded() / 10 }, forKey: .clockOffsetMs)  // null when unknown
     }
 
@@ -322,6 +341,10 @@ public struct RecordingSummary: Codable, Sendable {
             if r == 0 { text += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
         text += String(format: "%.2f s, %d writer(s), ring %d, ", elapsedSeconds, writers, ringCapacity) + "stopped: \(stopReason)\n"
+        if retention.deletedFiles > 0 {
+            text += "retention deleted \(retention.deletedFiles) file(s), \(ByteSize.format(retention.deletedBytes)), "
+                + "\(retention.deletedFolders) minute folder(s) whole\n"
+        }
         return text
     }
 }
