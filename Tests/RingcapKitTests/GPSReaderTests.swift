@@ -54,7 +54,7 @@ import Testing
         #expect(reader.label == "gpsd://127.0.0.1:\(port)")
         let sampler = FixSampler(snapshot)
         reader.start()
-        let fixes = try await sampler.wait(for: 12, timeout: 20)
+        let fixes = try await sampler.wait(for: 12, timeout: 40)
         reader.stop()
         #expect(snapshot.read() == nil, "stop() withdraws the fix")
         try #require(fixes.count >= 12, "only \(fixes.count) fixes")
@@ -81,7 +81,7 @@ import Testing
         let sampler = FixSampler(snapshot)
         reader.start()
         defer { reader.stop() }
-        let fixes = try await sampler.wait(for: 4, timeout: 20)
+        let fixes = try await sampler.wait(for: 4, timeout: 40)
         try #require(fixes.count >= 4)
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(fixes.allSatisfy { $0.latitude < 0 && $0.longitude < 0 })
@@ -105,7 +105,7 @@ import Testing
         let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
         reader.start()
         defer { reader.stop() }
-        #expect(try await waitUntil(timeout: 10) { snapshot.read() != nil })
+        #expect(try await waitUntil(timeout: 30) { snapshot.read() != nil })
 
         gpsfake.stop()
         #expect(try await waitUntil(timeout: 3) { snapshot.read() == nil }, "fix withdrawn when gpsd goes away")
@@ -116,7 +116,7 @@ import Testing
         gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
         defer { gpsfake.stop() }
         let sampler = FixSampler(snapshot)
-        let fixes = try await sampler.wait(for: 3, timeout: 20)
+        let fixes = try await sampler.wait(for: 3, timeout: 40)
         try #require(fixes.count >= 3, "positions resume after gpsd comes back")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(log.count(containing: "lost gpsd") == 1, "said once per outage")
@@ -142,7 +142,7 @@ import Testing
         let gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port, once: false, secondsPerSentence: 0.1)
         defer { gpsfake.stop() }
         let sampler = FixSampler(snapshot)
-        let fixes = try await sampler.wait(for: 2, timeout: 20)
+        let fixes = try await sampler.wait(for: 2, timeout: 40)
         try #require(fixes.count >= 2)
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(log.count(containing: "cannot reach gpsd") == 1)
