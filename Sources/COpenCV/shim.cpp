@@ -7,6 +7,8 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <csetjmp>
+#include <sched.h>
+#include <cerrno>
 #include <cstdlib>
 #include <algorithm>
 
@@ -536,6 +538,65 @@ extern "C" int rc_image_probe(const char *path, int *width, int *height, int x, 
         } else {
             mean_bgr[0] = mean_bgr[1] = mean_bgr[2] = 0;
         }
+        return RC_OK;
+    });
+}
+
+// ---- benchmark support ----
+
+extern "C" int rc_thread_pin_to_one_cpu(int *cpu, char *msg, size_t msg_len) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        put_message(msg, msg_len, std::strerror(errno));
+        return RC_FAIL;
+    }
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+        if (!CPU_ISSET(i, &allowed)) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(i, &one);
+        // pid 0: the calling thread only (Linux affinity is per thread).
+        if (sched_setaffinity(0, sizeof one, &one) != 0) {
+            put_message(msg, msg_len, std::strerror(errno));
+            return RC_FAIL;
+        }
+        *cpu = i;
+        return RC_OK;
+    }
+    put_message(msg, msg_len, "the affinity mask is empty");
+    return RC_FAIL;
+}
+
+extern "C" int rc_usable_cpus(void) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+    int n = CPU_COUNT(&allowed);
+    return n > 0 ? n : 1;
+}
+
+extern "C" int rc_video_make(const char *path, int width, int height, int frames, double fps, char *msg,
+                             size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        cv::VideoWriter writer;
+        if (!writer.open(path, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('a', 'v', 'c', '1'), fps,
+                         cv::Size(width, height), true)) {
+            put_message(msg, msg_len, "OpenCV's VideoWriter cannot write H.264 (avc1) here");
+            return RC_FAIL;
+        }
+        rc_pattern *pattern = rc_pattern_create(width, height);
+        if (!pattern) {
+            put_message(msg, msg_len, "cannot create the test pattern");
+            return RC_FAIL;
+        }
+        cv::Mat frame(height, width, CV_8UC3);
+        for (int i = 0; i < frames; ++i) {
+            rc_pattern_render(pattern, frame.data, frame.step, (uint64_t)i, (int64_t)i * 1000000000LL / (int64_t)fps);
+            writer.write(frame);
+        }
+        rc_pattern_destroy(pattern);
+        writer.release();
         return RC_OK;
     });
 }

@@ -114,6 +114,21 @@ int rc_image_probe(const char *_Nonnull path, int *_Nonnull width, int *_Nonnull
                    int x, int y, int w, int h, double *_Nonnull mean_bgr /* [3] */,
                    char *_Nonnull msg, size_t msg_len);
 
+/// Pins the calling thread to one CPU: the first its affinity mask allows, stored in `*cpu`.
+/// Why: the benchmark's machine limit is a single-core rate, and FFmpeg's decoder starts worker
+/// threads of its own at open; threads inherit the mask of the thread that creates them, so a
+/// capture opened after this call decodes on that one CPU however many threads it starts.
+/// Returns RC_OK or RC_FAIL (errno's text in `msg`).
+int rc_thread_pin_to_one_cpu(int *_Nonnull cpu, char *_Nonnull msg, size_t msg_len);
+
+/// The number of CPUs this process may run on (its affinity mask), at least 1.
+int rc_usable_cpus(void);
+
+/// Writes `frames` frames of the test pattern as an H.264 file through OpenCV's VideoWriter
+/// (FFmpeg backend, fourcc avc1), for machines without the ffmpeg program. RC_OK or RC_FAIL.
+int rc_video_make(const char *_Nonnull path, int width, int height, int frames, double fps,
+                  char *_Nonnull msg, size_t msg_len);
+
 #ifdef __cplusplus
 }
 #endif

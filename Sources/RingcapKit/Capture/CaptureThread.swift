@@ -92,7 +92,7 @@ public final class CaptureThread: @unchecked Sendable {
 
     private func setState(_ state: CameraState) { counters.state.store(state.rawValue, ordering: .relaxed) }
 
-    private func run() {
+    func run() {  // internal: the benchmarks' probes (Bench/PipelineProbes.swift) run it on their own thread
         var backoffNs = settings.backoffStartNs
         var goodSinceNs: UInt64 = 0
         var everOpened = false

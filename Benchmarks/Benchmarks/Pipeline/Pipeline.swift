@@ -1,0 +1,115 @@
+// ordo-one/benchmark suite for ringcap's per-frame work, piece by piece and whole:
+// ring push/pop, JPEG encode at three sizes, sidecar formatting, EXIF APP1, the capture -> ring
+// path, and one frame through stamp -> ring -> encode -> write. Setup happens before
+// startMeasurement(), so the malloc counts are those of the measured work alone.
+//
+//   swift package --disable-sandbox benchmark --target Pipeline
+//   swift package --disable-sandbox benchmark thresholds check --target Pipeline
+//
+// Thresholds (p90) are committed under Thresholds/; the tolerances are below. Time figures on a
+// shared machine move by tens of percent, so their tolerances are wide; mallocs are exact.
+
+import Benchmark
+import Foundation
+import RingBuffer
+import RingcapKit
+
+/// Time and throughput tolerate ±35 % around the committed p90 (a shared two-core VM); memory 15 %;
+/// mallocs not at all.
+let tolerances: [BenchmarkMetric: BenchmarkThresholds] = [
+  .throughput: .init(relative: [.p90: 35]),
+  .wallClock: .init(relative: [.p90: 35]),
+  .cpuTotal: .init(relative: [.p90: 35]),
+  .peakMemoryResident: .init(relative: [.p90: 15]),
+  .mallocCountTotal: .init(absolute: [.p90: 0]),
+]
+
+let benchmarks: @Sendable () -> Void = {
+  Benchmark.defaultConfiguration = .init(
+    metrics: [.throughput, .wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident],
+    timeUnits: .microseconds,
+    warmupIterations: 3,
+    maxDuration: .seconds(3),
+    maxIterations: 200,
+    thresholds: tolerances
+  )
+
+  // A million push/pop pairs an iteration on one thread: the ring's uncontended cost.
+  Benchmark("ring push+pop", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .mega, maxIterations: 20)) { benchmark in
+    let ring = DropOldestRing<FrameToken>(capacity: 64)
+    benchmark.startMeasurement()
+    for i in benchmark.scaledIterations {
+      blackHole(ring.push(FrameToken(camera: 0, slot: UInt32(truncatingIfNeeded: i))))
+      blackHole(ring.pop())
+    }
+  }
+
+  for (width, height) in [(640, 480), (1280, 720), (1920, 1080)] {
+    // One encode an iteration, with the writers' encoder, at the default quality.
+    Benchmark("JPEG encode \(width)x\(height) q85") { benchmark in
+      let frame = try PatternFrame(width: width, height: height)
+      let encoder = try JPEGEncoder()
+      let capacity = JPEGEncoder.maxSize(width: width, height: height)
+      let output = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+      defer { output.deallocate() }
+      _ = encoder.encode(frame.pixels, width: width, height: height, stride: frame.stride, quality: 85,
+                         into: output, capacity: capacity)  // sizes the encoder's arena
+      benchmark.startMeasurement()
+      for _ in benchmark.scaledIterations {
+        blackHole(encoder.encode(frame.pixels, width: width, height: height, stride: frame.stride, quality: 85,
+                                 into: output, capacity: capacity))
+      }
+    }
+  }
+
+  // A thousand sidecars an iteration (scaled: per sidecar), with a full GPS fix.
+  Benchmark("sidecar format", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+    let sample = SidecarSample()
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations { blackHole(sample.format()) }
+  }
+
+  // A thousand EXIF APP1 segments an iteration, with the GPS IFD.
+  Benchmark("EXIF APP1 build", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+    var segment = EXIFSegment(make: "ringcap", model: "bow", software: "ringcap bench")
+    let fix = GPSFix(latitude: -22.9498453, longitude: -43.0984627, altitudeM: 3.5, speedMps: 2.572, trackDeg: 45,
+                     ephM: 17.1, mode: 3, timeNs: 1_795_000_000_000_000_000, receivedMonotonicNs: 1)
+    var wall: Int64 = 1_795_000_000_123_456_000
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+      wall &+= 33_333_333
+      blackHole(segment.build(wallTimeNs: wall, fix: fix).count)
+    }
+  }
+
+  // The capture -> ring path at saturation. The same loop for 10 and for 1000 frames an
+  // iteration: the mallocs of an iteration are those of opening the source, the same for both,
+  // so the mallocs per frame are (M(1000) - M(10)) / 990 = 0.
+  for frames in [10, 1000] {
+    Benchmark("capture to ring 640x480 x\(frames)",
+              configuration: .init(timeUnits: .milliseconds, maxIterations: frames == 10 ? 200 : 20)) { benchmark in
+      let loop = CaptureToRingLoop(width: 640, height: 480, ringCapacity: 64)
+      loop.prepare(frames: frames)
+      benchmark.startMeasurement()
+      loop.run()
+      benchmark.stopMeasurement()
+      precondition(loop.captured == frames)
+    }
+  }
+
+  // One 1280x720 frame an iteration, all the way to two files renamed into place. The writer
+  // and its folder are made before the clock starts (a new minute folder is made once a minute
+  // in a recording, not per frame).
+  Benchmark("frame 1280x720 stamp-ring-encode-write") { benchmark in
+    let directory = NSTemporaryDirectory() + "ringcap-bench-frame-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let run = try FramePathRun(width: 1280, height: 720, directory: directory)
+    run.prepare(frames: 1)
+    run.run()  // the first frame makes the folders
+    run.prepare(frames: 1)
+    benchmark.startMeasurement()
+    run.run()
+    benchmark.stopMeasurement()
+    precondition(run.failed == 0 && run.written == 2)
+  }
+}
