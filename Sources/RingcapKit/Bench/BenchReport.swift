@@ -59,6 +59,8 @@ public struct BenchReport: Codable, Sendable {
         public var captured = 0
         public var written = 0
         public var outDirectory = ""
+        /// Ages of the frames written, from the files (saturate only).
+        public var ages: FrameAges?
     }
 
     enum CodingKeys: String, CodingKey {
@@ -87,9 +89,6 @@ public struct BenchReport: Codable, Sendable {
         self.limitFPS = limitFPS
         self.efficiency = efficiency
     }
-
-    /// The oldest frame written, ms after its grab (the latency's maximum).
-    public var oldestWrittenMs: Double { latencyMs?.max ?? 0 }
 
     /// Resident memory grown from the second sample (the ring and pools are full by then) to
     /// the last, MiB; nil with fewer than three samples.
@@ -191,10 +190,14 @@ public struct BenchReport: Codable, Sendable {
         }
         text += "\(label): \(details.captured) captured, \(details.written) written, \(dropped) dropped, \(failed) failed; \(details.writers) writer(s), ring \(details.ringCapacity)\n"
         if scenario == BenchScenario.saturate.rawValue {
-            let ok = oldestWrittenMs <= ringSpanAllowanceMs
-            text += String(format: "\(label): oldest frame written %.1f ms after its grab; the ring spans %.1f ms (%d frames at %.1f fps offered) + %.1f ms for the frame's own encode and write: ",
-                           oldestWrittenMs, details.ringSpanMs, details.ringCapacity, offeredFPS,
-                           ringSpanAllowanceMs - details.ringSpanMs) + (ok ? "ok" : "OLDER THAN THE RING") + "\n"
+            if let ages = details.ages {
+                let ok = ages.oldestWhileCapturingMs <= ringSpanAllowanceMs
+                text += String(format: "\(label): while capturing, %d frames written, the oldest %.1f ms after its grab; the ring spans %.1f ms (%d frames at %.1f fps offered), + %.1f ms for the frame's own encode and write: ",
+                               ages.whileCapturing, ages.oldestWhileCapturingMs, details.ringSpanMs, details.ringCapacity,
+                               offeredFPS, ringSpanAllowanceMs - details.ringSpanMs) + (ok ? "ok" : "OLDER THAN THE RING") + "\n"
+                text += String(format: "\(label): after capture stopped, the %d frames left in the ring were written, the last %.1f ms after its grab\n",
+                               ages.afterStop, ages.oldestAfterStopMs)
+            }
             let samples = details.residentSamplesMB.map { String(format: "%.0f", $0) }.joined(separator: " ")
             var line = "\(label): resident MB each second: \(samples)"
             if let growth = residentGrowthMB, let flat = residentIsFlat {

@@ -95,10 +95,10 @@ public final class BenchRunner {
             let frames = LimitFrames.pattern(width: 1280, height: 720)
             let before = try measureLimit(frames)
             let perCamera = min(1000, max(120, (1.3 * before.fps / 4).rounded(.up)))
-            // 256 frames: the ring fills in a fraction of a second, so the resident memory of
-            // the frames it holds is reached early and must stay flat afterwards.
+            // 64 frames: the ring fills within a tenth of a second, so the resident memory of
+            // the frames it holds is reached at once and must stay flat afterwards.
             return [try record(scenario, folder: "saturate", cameras: cameras(4, 1280, 720, perCamera), frames: frames,
-                               duration: seconds, ring: 256, limitBefore: before)]
+                               duration: seconds, ring: 64, limitBefore: before, scanAges: true)]
         case .files:
             let paths = try BenchMedia(directory: options.mediaDirectory).files { logger.notice("\($0)") }
             let frames = LimitFrames.files(paths)
@@ -122,7 +122,7 @@ public final class BenchRunner {
 
     private func record(_ scenario: BenchScenario, folder: String, cameras: [CameraSpec], frames: LimitFrames,
                         duration: Double?, framesPerCamera: Int? = nil, ring: Int? = nil,
-                        limitBefore: MachineLimit? = nil) throws(BenchError) -> BenchReport {
+                        limitBefore: MachineLimit? = nil, scanAges: Bool = false) throws(BenchError) -> BenchReport {
         let before: MachineLimit
         if let limitBefore { before = limitBefore } else { before = try measureLimit(frames) }
         let out = root + "/" + folder
@@ -143,6 +143,7 @@ public final class BenchRunner {
         samples.reserveCapacity(Int(options.seconds) + 8)
         recorder.onTick = { samples.append(ProcessUsage.residentMB()) }
         let cpuStart = ProcessUsage.cpuSeconds()
+        let startNs = Clock.monotonicNs()
         let summary: RecordingSummary
         do {
             summary = try recorder.run()
@@ -177,6 +178,9 @@ public final class BenchRunner {
         report.details.captured = captured
         report.details.written = written
         report.details.outDirectory = out
+        if scanAges, let duration {
+            report.details.ages = FrameAges.scan(out, stopMonotonicNs: startNs + UInt64(duration * 1e9))
+        }
         if rootIsTemporary { try? FileManager.default.removeItem(atPath: out) }
         onReport?(report)
         return report

@@ -72,7 +72,7 @@ public final class CaptureToRingLoop {
 
 /// One frame all the way: a real `CaptureThread` renders and stamps it and pushes it into the
 /// ring, then a real `FrameWriter` pops it, encodes it, writes the JPEG with its EXIF and the
-/// sidecar under temporary names and renames them into place under `directory`.
+/// sidecar under temporary names and renames them into place under `directory` (made if missing).
 ///
 /// Owned by one thread: `prepare` and `run` are called one after the other.
 public final class FramePathRun {
@@ -90,6 +90,8 @@ public final class FramePathRun {
         self.width = width
         self.height = height
         self.directory = directory
+        // The writer makes the folders below it, as the recorder's writers do below --out.
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ring = DropOldestRing<FrameToken>(capacity: 8)
         let pool = FramePool(slotCount: ring.capacity + 3)
         let counters = CameraCounters()
