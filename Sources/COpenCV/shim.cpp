@@ -260,19 +260,47 @@ extern "C" rc_pattern *rc_pattern_create(int width, int height) {
 
 extern "C" void rc_pattern_destroy(rc_pattern *pattern) { delete pattern; }
 
-extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
-    const int W = p->width, H = p->height;
-    // Scrolling diagonal colour field: each row is a window into the precomputed line.
-    for (int y = 0; y < H; ++y) {
-        size_t offset = (size_t)((y / 2 + frame * 6) % (uint64_t)p->period);
-        std::memcpy(dst + (size_t)y * stride, p->line.data() + offset * 3, (size_t)W * 3);
+namespace {
+
+// The background is the same in every frame (a diagonal colour field: row y is a window into the
+// precomputed line), so that a buffer which already holds a frame needs only the box and the
+// text band redrawn; see rc_pattern_render_over.
+void restore_background(const rc_pattern *p, uint8_t *dst, size_t stride, int x0, int y0, int w, int h) {
+    int x1 = std::min(p->width, x0 + w), y1 = std::min(p->height, y0 + h);
+    x0 = std::max(0, x0);
+    y0 = std::max(0, y0);
+    if (x1 <= x0) return;
+    for (int y = y0; y < y1; ++y) {
+        size_t offset = (size_t)((y / 2) % p->period) + (size_t)x0;
+        std::memcpy(dst + (size_t)y * stride + (size_t)x0 * 3, p->line.data() + offset * 3, (size_t)(x1 - x0) * 3);
     }
-    // A box bouncing left to right, so that consecutive frames differ visibly.
-    int box = std::max(8, H / 8);
-    int span = std::max(1, W - box);
+}
+
+struct Box { int x, y, size; };
+
+// A box bouncing left to right, so that consecutive frames differ visibly.
+Box box_of(const rc_pattern *p, uint64_t frame) {
+    int box = std::max(8, p->height / 8);
+    int span = std::max(1, p->width - box);
     int pos = (int)((frame * 8) % (uint64_t)(2 * span));
-    int bx = pos < span ? pos : 2 * span - pos;
-    fill_rect(dst, stride, W, H, bx, H / 2 - box / 2, box, box, 255, 255, 255);
+    return Box{pos < span ? pos : 2 * span - pos, p->height / 2 - box / 2, box};
+}
+
+int text_scale(const rc_pattern *p) { return std::max(1, p->height / 160); }
+
+// "#<frame> HH:MM:SS.mmm": its length depends on the frame number only.
+int text_length(uint64_t frame) {
+    int digits = 1;
+    while (frame >= 10) { frame /= 10; ++digits; }
+    return 1 + digits + 13;
+}
+
+int band_width(const rc_pattern *p, uint64_t frame) { return (text_length(frame) * 6 + 2) * text_scale(p); }
+
+void draw_box_and_text(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    const int W = p->width, H = p->height;
+    Box b = box_of(p, frame);
+    fill_rect(dst, stride, W, H, b.x, b.y, b.size, b.size, 255, 255, 255);
 
     // "#<frame> HH:MM:SS.mmm" in a black band, scaled to the frame size.
     char text[48];
@@ -282,7 +310,7 @@ extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stri
     int64_t day_secs = ((secs % 86400) + 86400) % 86400;
     std::snprintf(text, sizeof text, "#%llu %02d:%02d:%02d.%03d", (unsigned long long)frame, (int)(day_secs / 3600),
                   (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
-    int scale = std::max(1, H / 160);
+    int scale = text_scale(p);
     int len = (int)std::strlen(text);
     fill_rect(dst, stride, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, 0, 0);
     for (int i = 0; i < len; ++i) {
@@ -296,6 +324,21 @@ extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stri
             }
         }
     }
+}
+
+}  // namespace
+
+extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    restore_background(p, dst, stride, 0, 0, p->width, p->height);
+    draw_box_and_text(p, dst, stride, frame, unix_ns);
+}
+
+extern "C" void rc_pattern_render_over(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame,
+                                       int64_t unix_ns, uint64_t previous_frame) {
+    Box old = box_of(p, previous_frame);
+    restore_background(p, dst, stride, old.x, old.y, old.size, old.size);
+    restore_background(p, dst, stride, 0, 0, band_width(p, previous_frame), 9 * text_scale(p));
+    draw_box_and_text(p, dst, stride, frame, unix_ns);
 }
 
 // ---- JPEG ----

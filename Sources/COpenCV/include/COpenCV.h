@@ -81,9 +81,12 @@ int rc_capture_retrieve(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t 
 int rc_capture_copy_frame(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t stride,
                           char *_Nonnull msg, size_t msg_len);
 
-/// A built-in test pattern: a scrolling colour field, a moving box, and the frame number and
-/// time drawn in. Precomputes one colour line at create so that rendering a frame is mostly
-/// memcpy: it must stay cheap next to a JPEG encode, because the benchmarks run on it.
+/// A built-in test pattern: a diagonal colour field, a box moving across it, and the frame number
+/// and time drawn in. It must stay cheap next to a JPEG encode, because the benchmarks run on it
+/// (their limit counts the encode only): the field is one precomputed colour line copied row by
+/// row, the same in every frame, so that a buffer which already holds an earlier frame needs only
+/// the old box and text erased and the new ones drawn (rc_pattern_render_over), a few percent of
+/// the frame's bytes.
 typedef struct rc_pattern rc_pattern;
 
 rc_pattern *_Nullable rc_pattern_create(int width, int height);
@@ -91,6 +94,10 @@ void rc_pattern_destroy(rc_pattern *_Nullable pattern);
 /// Renders frame number `frame` stamped with `unix_ns` (UTC) into packed BGR `dst`.
 void rc_pattern_render(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
                        uint64_t frame, int64_t unix_ns);
+/// The same result as rc_pattern_render, for a `dst` that holds exactly what this pattern
+/// rendered for `previous_frame` (at any time): redraws only what differs.
+void rc_pattern_render_over(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
+                            uint64_t frame, int64_t unix_ns, uint64_t previous_frame);
 
 /// A JPEG compressor (libjpeg-turbo). Compresses straight from packed BGR into a buffer the
 /// caller owns and, after the first image of a size, allocates nothing per image; OpenCV's

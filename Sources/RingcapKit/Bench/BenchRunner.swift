@@ -8,7 +8,9 @@ public struct BenchOptions: Sendable {
     /// which it sizes from the limit to take about this long.
     public var seconds: Double = 10
     /// Keep the recordings under this folder (one subfolder per recording); nil: a temporary
-    /// folder, each recording removed once measured.
+    /// folder, removed when the bench ends. (Not after each recording: on ext4, files deleted in
+    /// the last half minute make every new file's inode allocation scan past them, a cost the
+    /// next recording would pay.)
     public var outDirectory: String?
     public var quality = 85
     public var writers = Int(rc_usable_cpus())
@@ -181,7 +183,6 @@ public final class BenchRunner {
         if scanAges, let duration {
             report.details.ages = FrameAges.scan(out, stopMonotonicNs: startNs + UInt64(duration * 1e9))
         }
-        if rootIsTemporary { try? FileManager.default.removeItem(atPath: out) }
         onReport?(report)
         return report
     }

@@ -150,7 +150,7 @@ public final class CaptureThread: @unchecked Sendable {
         switch settings.spec.source {
         case .testPattern(let w, let h, _):
             let size = settings.size ?? FrameSize(width: w, height: h)
-            pattern = try TestPattern(width: size.width, height: size.height)
+            pattern = try TestPattern(width: size.width, height: size.height, slots: pool.slotCount)
         default:
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
             capture = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
@@ -225,7 +225,7 @@ public final class CaptureThread: @unchecked Sendable {
             width = pattern.width
             height = pattern.height
             let buffer = pool.buffer(slot, atLeast: width * height * 3)
-            pattern.render(into: buffer, stride: width * 3, frame: seq, wallNs: wall)
+            pattern.render(into: buffer, stride: width * 3, frame: seq, wallNs: wall, slot: slot)
         } else if let capture {
             (width, height) = capture.size
             guard width > 0, height > 0 else { return .failed("the source reports no frame size") }

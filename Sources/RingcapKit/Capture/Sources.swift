@@ -112,25 +112,54 @@ final class OpenCVCapture {
 }
 
 /// The built-in test pattern renderer. Owned by one capture thread.
+///
+/// With `slots` (the camera's pool size) it remembers which frame each pool slot's buffer holds,
+/// so that rendering into a slot it rendered before redraws only the box and the text
+/// (`rc_pattern_render_over`): a test camera costs next to nothing beside the JPEG encode, as a
+/// benchmark's source should. Only the capture thread writes the pool's buffers, and writers only
+/// read them, so a slot's pixels are still what was rendered into it when it comes back.
 final class TestPattern {
     private let handle: OpaquePointer
     let width: Int
     let height: Int
+    /// Per slot: the frame its buffer holds, or `UInt64.max` when unknown.
+    private let rendered: UnsafeMutableBufferPointer<UInt64>
 
-    init(width: Int, height: Int) throws(CaptureError) {
+    init(width: Int, height: Int, slots: Int = 0) throws(CaptureError) {
         guard let handle = rc_pattern_create(Int32(width), Int32(height)) else {
             throw CaptureError(source: "test:\(width)x\(height)", reason: "cannot create the test pattern")
         }
         self.handle = handle
         self.width = width
         self.height = height
+        rendered = .allocate(capacity: slots)
+        rendered.initialize(repeating: .max)
     }
 
-    deinit { rc_pattern_destroy(handle) }
+    deinit {
+        rc_pattern_destroy(handle)
+        rendered.deallocate()
+    }
 
+    /// Renders frame `frame` from scratch.
     @inline(__always)
     func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64) {
         rc_pattern_render(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs)
+    }
+
+    /// Renders frame `frame` into pool slot `slot`'s buffer `dst` (`width` × `height`, this
+    /// stride), redrawing only what changed if this pattern rendered into it before.
+    @inline(__always)
+    func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64, slot: UInt32) {
+        let i = Int(slot)
+        guard i < rendered.count else { return render(into: dst, stride: stride, frame: frame, wallNs: wallNs) }
+        let previous = rendered[i]
+        if previous == .max {
+            rc_pattern_render(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs)
+        } else {
+            rc_pattern_render_over(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs, previous)
+        }
+        rendered[i] = frame
     }
 }
 
