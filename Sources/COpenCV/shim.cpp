@@ -8,6 +8,7 @@
 #include <opencv2/videoio.hpp>
 #include <csetjmp>
 #include <sched.h>
+#include <malloc.h>
 #include <cerrno>
 #include <cstdlib>
 #include <algorithm>
@@ -610,6 +611,8 @@ extern "C" int rc_thread_pin_to_one_cpu(int *cpu, char *msg, size_t msg_len) {
     put_message(msg, msg_len, "the affinity mask is empty");
     return RC_FAIL;
 }
+
+extern "C" void rc_release_free_memory(void) { malloc_trim(0); }
 
 extern "C" int rc_usable_cpus(void) {
     cpu_set_t allowed;

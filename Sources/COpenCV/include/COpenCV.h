@@ -128,6 +128,10 @@ int rc_image_probe(const char *_Nonnull path, int *_Nonnull width, int *_Nonnull
 /// Returns RC_OK or RC_FAIL (errno's text in `msg`).
 int rc_thread_pin_to_one_cpu(int *_Nonnull cpu, char *_Nonnull msg, size_t msg_len);
 
+/// Returns memory the process freed to the system (glibc's malloc_trim), so that the bench's next
+/// recording starts from what it really holds; Swift's Glibc module does not export malloc.h.
+void rc_release_free_memory(void);
+
 /// The number of CPUs this process may run on (its affinity mask), at least 1.
 int rc_usable_cpus(void);
 

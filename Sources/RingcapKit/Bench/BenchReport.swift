@@ -90,15 +90,16 @@ public struct BenchReport: Codable, Sendable {
         self.efficiency = efficiency
     }
 
-    /// Resident memory grown from the second sample (the ring and pools are full by then) to
-    /// the last, MiB; nil with fewer than three samples.
+    /// Resident memory grown over the second half of the recording, MiB (the pools fill in its
+    /// first moments and may still touch a few more slots while the cameras' shares of the ring
+    /// move); nil with fewer than four samples.
     public var residentGrowthMB: Double? {
         let samples = details.residentSamplesMB
-        guard samples.count >= 3 else { return nil }
-        return samples.last! - samples[1]
+        guard samples.count >= 4 else { return nil }
+        return samples.last! - samples[samples.count / 2]
     }
 
-    /// Flat: grew by at most 8 MiB or 3 % of the peak after the first second.
+    /// Flat: grew by at most 8 MiB or 3 % of the peak over the second half.
     public var residentIsFlat: Bool? {
         residentGrowthMB.map { $0 <= max(8, 0.03 * peakRSSMB) }
     }
@@ -201,7 +202,7 @@ public struct BenchReport: Codable, Sendable {
             let samples = details.residentSamplesMB.map { String(format: "%.0f", $0) }.joined(separator: " ")
             var line = "\(label): resident MB each second: \(samples)"
             if let growth = residentGrowthMB, let flat = residentIsFlat {
-                line += String(format: "; %+.1f MB after the first second: ", growth) + (flat ? "flat" : "GROWING")
+                line += String(format: "; %+.1f MB over the second half: ", growth) + (flat ? "flat" : "GROWING")
             }
             text += line + "\n"
         }

@@ -57,13 +57,22 @@ public final class BenchRunner {
             try RecordConfig.prepareOutput(out)
             root = out
         } else {
-            var template = Array((NSTemporaryDirectory() + "/ringcap-bench-XXXXXX").utf8CString)
+            var template = Array((Self.temporaryParent + "/ringcap-bench-XXXXXX").utf8CString)
             guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-                throw .outputNotWritable(path: NSTemporaryDirectory(), reason: String(cString: strerror(errno)))
+                throw .outputNotWritable(path: Self.temporaryParent, reason: String(cString: strerror(errno)))
             }
             root = String(cString: made)
             rootIsTemporary = true
         }
+    }
+
+    /// Where the temporary folder goes: /dev/shm (tmpfs) when it is there, else the temporary
+    /// directory. The bench compares ringcap with the CPU's limit, so the disk is left out
+    /// unless asked for with `--out`: on ext4, seen here, a folder where other programs had
+    /// deleted thousands of files in the last half minute made every new file's inode
+    /// allocation scan past them, and that took a fifth of the machine's CPU.
+    static var temporaryParent: String {
+        access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : NSTemporaryDirectory()
     }
 
     /// Removes the temporary folder, if the recordings went into one.
@@ -140,6 +149,8 @@ public final class BenchRunner {
             throw .config(error)
         }
 
+        // Give back what earlier recordings freed, so that this one's resident memory is its own.
+        rc_release_free_memory()
         let recorder = Recorder(config: config, gps: nil, logger: logger)
         var samples: [Double] = []
         samples.reserveCapacity(Int(options.seconds) + 8)
