@@ -32,7 +32,9 @@ struct Ringcap: ParsableCommand {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
-                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help record')\n".utf8))
+                // Point at the help of the subcommand that was given (record unless it was bench).
+                let subcommand = CommandLine.arguments.dropFirst().first == "bench" ? "bench" : "record"
+                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help \(subcommand)')\n".utf8))
                 Foundation.exit(64)
             }
             exit(withError: error)
@@ -193,6 +195,8 @@ struct Record: ParsableCommand {
     }
 }
 
+/// `ringcap bench`: parses, builds the `BenchOptions`, runs `BenchRunner` and prints. Used from the
+/// main thread.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure ringcap on this machine: real recordings of test cameras and video files against the machine's limit.",

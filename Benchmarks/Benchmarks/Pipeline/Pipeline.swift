@@ -6,7 +6,9 @@
 //   swift package --disable-sandbox benchmark --target Pipeline
 //   swift package --disable-sandbox benchmark thresholds check --target Pipeline
 //
-// Thresholds (p90) are committed under Thresholds/; the tolerances are below. Time figures on a
+// Thresholds (p90) are committed under Thresholds/; the tolerances are below. Names have no
+// spaces: `thresholds update` writes a name's spaces as '_' in the file name, but `thresholds
+// check` looks the file up by the name as it is (benchmark 1.38.1), so a space would never match. Time figures on a
 // shared machine move by tens of percent, so their tolerances are wide; mallocs are exact.
 
 import Benchmark
@@ -15,20 +17,21 @@ import RingBuffer
 import RingcapKit
 
 let benchmarks: @Sendable () -> Void = {
-  // Time and throughput tolerate ±35 % around the committed p90 (a shared two-core VM); memory
-  // 15 %. Mallocs: 8 either way, because the peak-resident-memory metric's own sampler reads
+  // Time and throughput tolerate ±60 % around the committed p90: they were recorded on a shared
+  // two-core VM where single runs moved by ±50 %; re-record them on an idle machine and tighten
+  // these. Memory 15 %. Mallocs: 8 either way, because the peak-resident-memory metric's own sampler reads
   // /proc in the measured interval and allocates (about 16 per iteration plus some per ms);
-  // the "(mallocs)" benchmarks below measure without it and tolerate no malloc at all.
+  // the "-mallocs" benchmarks below measure without it and tolerate no malloc at all.
   let tolerances: [BenchmarkMetric: BenchmarkThresholds] = [
-    .throughput: .init(relative: [.p90: 35]),
-    .wallClock: .init(relative: [.p90: 35]),
-    .cpuTotal: .init(relative: [.p90: 35]),
+    .throughput: .init(relative: [.p90: 60]),
+    .wallClock: .init(relative: [.p90: 60]),
+    .cpuTotal: .init(relative: [.p90: 60]),
     .peakMemoryResident: .init(relative: [.p90: 15]),
     .mallocCountTotal: .init(absolute: [.p90: 8]),
   ]
   let exactMallocs: Benchmark.Configuration = .init(
     metrics: [.mallocCountTotal, .wallClock], timeUnits: .milliseconds, maxIterations: 30,
-    thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0]), .wallClock: .init(relative: [.p90: 35])])
+    thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0]), .wallClock: .init(relative: [.p90: 60])])
 
   Benchmark.defaultConfiguration = .init(
     metrics: [.throughput, .wallClock, .cpuTotal, .mallocCountTotal, .peakMemoryResident],
@@ -40,7 +43,7 @@ let benchmarks: @Sendable () -> Void = {
   )
 
   // A million push/pop pairs an iteration on one thread: the ring's uncontended cost.
-  Benchmark("ring push+pop", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .mega, maxIterations: 20)) { benchmark in
+  Benchmark("ring-push-pop", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .mega, maxIterations: 20)) { benchmark in
     let ring = DropOldestRing<FrameToken>(capacity: 64)
     benchmark.startMeasurement()
     for i in benchmark.scaledIterations {
@@ -51,7 +54,7 @@ let benchmarks: @Sendable () -> Void = {
 
   for (width, height) in [(640, 480), (1280, 720), (1920, 1080)] {
     // One encode an iteration, with the writers' encoder, at the default quality.
-    Benchmark("JPEG encode \(width)x\(height) q85") { benchmark in
+    Benchmark("JPEG-encode-\(width)x\(height)-q85") { benchmark in
       let frame = try PatternFrame(width: width, height: height)
       let encoder = try JPEGEncoder()
       let capacity = JPEGEncoder.maxSize(width: width, height: height)
@@ -68,14 +71,14 @@ let benchmarks: @Sendable () -> Void = {
   }
 
   // A thousand sidecars an iteration (scaled: per sidecar), with a full GPS fix.
-  Benchmark("sidecar format", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+  Benchmark("sidecar-format", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
     let sample = SidecarSample()
     benchmark.startMeasurement()
     for _ in benchmark.scaledIterations { blackHole(sample.format()) }
   }
 
   // A thousand EXIF APP1 segments an iteration, with the GPS IFD.
-  Benchmark("EXIF APP1 build", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
+  Benchmark("EXIF-APP1-build", configuration: .init(timeUnits: .nanoseconds, scalingFactor: .kilo)) { benchmark in
     var segment = EXIFSegment(make: "ringcap", model: "bow", software: "ringcap bench")
     let fix = GPSFix(latitude: -22.9498453, longitude: -43.0984627, altitudeM: 3.5, speedMps: 2.572, trackDeg: 45,
                      ephM: 17.1, mode: 3, timeNs: 1_795_000_000_000_000_000, receivedMonotonicNs: 1)
@@ -88,7 +91,7 @@ let benchmarks: @Sendable () -> Void = {
   }
 
   // The capture -> ring path at saturation, for 10 and for 1000 frames an iteration (and 200 at
-  // 1280x720). The "(mallocs)" variants count mallocs without the memory sampler: an iteration
+  // 1280x720). The "-mallocs" variants count mallocs without the memory sampler: an iteration
   // mallocs only when it opens its source, the same for 10 frames as for 1000, so the mallocs
   // per frame are (M(1000) - M(10)) / 990 = 0.
   func captureToRing(_ width: Int, _ height: Int, _ frames: Int) -> (Benchmark) -> Void {
@@ -105,16 +108,16 @@ let benchmarks: @Sendable () -> Void = {
     }
   }
   for (width, height, frames) in [(640, 480, 10), (640, 480, 1000), (1280, 720, 200)] {
-    Benchmark("capture to ring \(width)x\(height) x\(frames)",
+    Benchmark("capture-to-ring-\(width)x\(height)-x\(frames)",
               configuration: .init(timeUnits: .milliseconds, maxIterations: frames == 10 ? 200 : 20),
               closure: captureToRing(width, height, frames))
   }
   for frames in [10, 1000] {
-    Benchmark("capture to ring 640x480 x\(frames) (mallocs)", configuration: exactMallocs,
+    Benchmark("capture-to-ring-640x480-x\(frames)-mallocs", configuration: exactMallocs,
               closure: captureToRing(640, 480, frames))
   }
 
-  Benchmark("JPEG encode 1280x720 q85 (mallocs)", configuration: exactMallocs) { benchmark in
+  Benchmark("JPEG-encode-1280x720-q85-mallocs", configuration: exactMallocs) { benchmark in
     let frame = try PatternFrame(width: 1280, height: 720)
     let encoder = try JPEGEncoder()
     let capacity = JPEGEncoder.maxSize(width: 1280, height: 720)
@@ -142,6 +145,6 @@ let benchmarks: @Sendable () -> Void = {
     benchmark.stopMeasurement()
     precondition(run.failed == 0 && run.written == 2)
   }
-  Benchmark("frame 1280x720 stamp-ring-encode-write", closure: framePath)
-  Benchmark("frame 1280x720 stamp-ring-encode-write (mallocs)", configuration: exactMallocs, closure: framePath)
+  Benchmark("frame-1280x720-stamp-ring-encode-write", closure: framePath)
+  Benchmark("frame-1280x720-stamp-ring-encode-write-mallocs", configuration: exactMallocs, closure: framePath)
 }

@@ -92,7 +92,7 @@ public struct BenchMedia {
     }
 }
 
-/// Why the bench could not run. Carries what was wrong.
+/// Why the bench could not run. Carries what was wrong. A plain value.
 public enum BenchError: Error, CustomStringConvertible {
     case media(String)
     case capture(CaptureError)

@@ -20,7 +20,7 @@ public enum BenchScenario: String, CaseIterable, Sendable {
 ///
 /// A plain value.
 public struct BenchReport: Codable, Sendable {
-    /// Grab-to-rename latency percentiles over every frame written, ms.
+    /// Grab-to-rename latency percentiles over every frame written, ms. A plain value.
     public struct Latency: Codable, Sendable {
         public var p50: Double, p90: Double, p99: Double, p999: Double, max: Double
     }
@@ -47,7 +47,7 @@ public struct BenchReport: Codable, Sendable {
     /// What the table shows besides the JSON's names. Not encoded.
     public var details = Details()
 
-    /// Details of a report that only the table shows.
+    /// Details of a report that only the table shows. A plain value.
     public struct Details: Sendable {
         public var limit: MachineLimit?
         public var writers = 0

@@ -1,7 +1,7 @@
 import COpenCV
 import Foundation
 
-/// The frames a limit is measured on: the scenario's own.
+/// The frames a limit is measured on: the scenario's own. A plain value.
 public enum LimitFrames: Sendable {
     /// The built-in test pattern at this size, as the test cameras render it.
     case pattern(width: Int, height: Int)
