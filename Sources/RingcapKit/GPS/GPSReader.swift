@@ -98,6 +98,13 @@ public final class GPSReader: @unchecked Sendable {
         guard !started else { return }
         started = true
         stopping = false
+        if case let .fixed(lat, lon, alt) = spec {
+            // Known now: publish it before the first frame can be grabbed, not when the reader's
+            // thread first runs (on a loaded machine that came after the first frames, which then
+            // had no position).
+            snapshot.publish(GPSFix(latitude: lat, longitude: lon, altitudeM: alt, mode: alt.isNaN ? 2 : 3,
+                                    receivedMonotonicNs: Clock.monotonicNs()))
+        }
         let box = Unmanaged.passRetained(ThreadBody { [self] in self.run() })
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { arg in
