@@ -51,6 +51,20 @@ let package = Package(
                 .plugin(name: "BenchmarkPlugin", package: "benchmark"),
             ]
         ),
+        // ringcap's per-frame work, piece by piece and whole, through RingcapKit's
+        // public entry points (PatternFrame, SidecarSample, CaptureToRingLoop, FramePathRun).
+        .executableTarget(
+            name: "Pipeline",
+            dependencies: [
+                .product(name: "RingcapKit", package: "ringcap"),
+                .product(name: "RingBuffer", package: "ringcap"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/Pipeline",
+            plugins: [
+                .plugin(name: "BenchmarkPlugin", package: "benchmark"),
+            ]
+        ),
     ],
     cxxLanguageStandard: .cxx17
 )

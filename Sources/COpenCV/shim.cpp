@@ -7,6 +7,9 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <csetjmp>
+#include <sched.h>
+#include <malloc.h>
+#include <cerrno>
 #include <cstdlib>
 #include <algorithm>
 
@@ -267,19 +270,47 @@ extern "C" rc_pattern *rc_pattern_create(int width, int height) {
 
 extern "C" void rc_pattern_destroy(rc_pattern *pattern) { delete pattern; }
 
-extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
-    const int W = p->width, H = p->height;
-    // Scrolling diagonal colour field: each row is a window into the precomputed line.
-    for (int y = 0; y < H; ++y) {
-        size_t offset = (size_t)((y / 2 + frame * 6) % (uint64_t)p->period);
-        std::memcpy(dst + (size_t)y * stride, p->line.data() + offset * 3, (size_t)W * 3);
+namespace {
+
+// The background is the same in every frame (a diagonal colour field: row y is a window into the
+// precomputed line), so that a buffer which already holds a frame needs only the box and the
+// text band redrawn; see rc_pattern_render_over.
+void restore_background(const rc_pattern *p, uint8_t *dst, size_t stride, int x0, int y0, int w, int h) {
+    int x1 = std::min(p->width, x0 + w), y1 = std::min(p->height, y0 + h);
+    x0 = std::max(0, x0);
+    y0 = std::max(0, y0);
+    if (x1 <= x0) return;
+    for (int y = y0; y < y1; ++y) {
+        size_t offset = (size_t)((y / 2) % p->period) + (size_t)x0;
+        std::memcpy(dst + (size_t)y * stride + (size_t)x0 * 3, p->line.data() + offset * 3, (size_t)(x1 - x0) * 3);
     }
-    // A box bouncing left to right, so that consecutive frames differ visibly.
-    int box = std::max(8, H / 8);
-    int span = std::max(1, W - box);
+}
+
+struct Box { int x, y, size; };
+
+// A box bouncing left to right, so that consecutive frames differ visibly.
+Box box_of(const rc_pattern *p, uint64_t frame) {
+    int box = std::max(8, p->height / 8);
+    int span = std::max(1, p->width - box);
     int pos = (int)((frame * 8) % (uint64_t)(2 * span));
-    int bx = pos < span ? pos : 2 * span - pos;
-    fill_rect(dst, stride, W, H, bx, H / 2 - box / 2, box, box, 255, 255, 255);
+    return Box{pos < span ? pos : 2 * span - pos, p->height / 2 - box / 2, box};
+}
+
+int text_scale(const rc_pattern *p) { return std::max(1, p->height / 160); }
+
+// "#<frame> HH:MM:SS.mmm": its length depends on the frame number only.
+int text_length(uint64_t frame) {
+    int digits = 1;
+    while (frame >= 10) { frame /= 10; ++digits; }
+    return 1 + digits + 13;
+}
+
+int band_width(const rc_pattern *p, uint64_t frame) { return (text_length(frame) * 6 + 2) * text_scale(p); }
+
+void draw_box_and_text(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    const int W = p->width, H = p->height;
+    Box b = box_of(p, frame);
+    fill_rect(dst, stride, W, H, b.x, b.y, b.size, b.size, 255, 255, 255);
 
     // "#<frame> HH:MM:SS.mmm" in a black band, scaled to the frame size.
     char text[48];
@@ -289,7 +320,7 @@ extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stri
     int64_t day_secs = ((secs % 86400) + 86400) % 86400;
     std::snprintf(text, sizeof text, "#%llu %02d:%02d:%02d.%03d", (unsigned long long)frame, (int)(day_secs / 3600),
                   (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
-    int scale = std::max(1, H / 160);
+    int scale = text_scale(p);
     int len = (int)std::strlen(text);
     fill_rect(dst, stride, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, 0, 0);
     for (int i = 0; i < len; ++i) {
@@ -303,6 +334,21 @@ extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stri
             }
         }
     }
+}
+
+}  // namespace
+
+extern "C" void rc_pattern_render(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    restore_background(p, dst, stride, 0, 0, p->width, p->height);
+    draw_box_and_text(p, dst, stride, frame, unix_ns);
+}
+
+extern "C" void rc_pattern_render_over(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame,
+                                       int64_t unix_ns, uint64_t previous_frame) {
+    Box old = box_of(p, previous_frame);
+    restore_background(p, dst, stride, old.x, old.y, old.size, old.size);
+    restore_background(p, dst, stride, 0, 0, band_width(p, previous_frame), 9 * text_scale(p));
+    draw_box_and_text(p, dst, stride, frame, unix_ns);
 }
 
 // ---- JPEG ----
@@ -545,6 +591,67 @@ extern "C" int rc_image_probe(const char *path, int *width, int *height, int x, 
         } else {
             mean_bgr[0] = mean_bgr[1] = mean_bgr[2] = 0;
         }
+        return RC_OK;
+    });
+}
+
+// ---- benchmark support ----
+
+extern "C" int rc_thread_pin_to_one_cpu(int *cpu, char *msg, size_t msg_len) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        put_message(msg, msg_len, std::strerror(errno));
+        return RC_FAIL;
+    }
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+        if (!CPU_ISSET(i, &allowed)) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(i, &one);
+        // pid 0: the calling thread only (Linux affinity is per thread).
+        if (sched_setaffinity(0, sizeof one, &one) != 0) {
+            put_message(msg, msg_len, std::strerror(errno));
+            return RC_FAIL;
+        }
+        *cpu = i;
+        return RC_OK;
+    }
+    put_message(msg, msg_len, "the affinity mask is empty");
+    return RC_FAIL;
+}
+
+extern "C" void rc_release_free_memory(void) { malloc_trim(0); }
+
+extern "C" int rc_usable_cpus(void) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+    int n = CPU_COUNT(&allowed);
+    return n > 0 ? n : 1;
+}
+
+extern "C" int rc_video_make(const char *path, int width, int height, int frames, double fps, char *msg,
+                             size_t msg_len) {
+    return guarded(msg, msg_len, [&]() -> int {
+        cv::VideoWriter writer;
+        if (!writer.open(path, cv::CAP_FFMPEG, cv::VideoWriter::fourcc('a', 'v', 'c', '1'), fps,
+                         cv::Size(width, height), true)) {
+            put_message(msg, msg_len, "OpenCV's VideoWriter cannot write H.264 (avc1) here");
+            return RC_FAIL;
+        }
+        rc_pattern *pattern = rc_pattern_create(width, height);
+        if (!pattern) {
+            put_message(msg, msg_len, "cannot create the test pattern");
+            return RC_FAIL;
+        }
+        cv::Mat frame(height, width, CV_8UC3);
+        for (int i = 0; i < frames; ++i) {
+            rc_pattern_render(pattern, frame.data, frame.step, (uint64_t)i, (int64_t)i * 1000000000LL / (int64_t)fps);
+            writer.write(frame);
+        }
+        rc_pattern_destroy(pattern);
+        writer.release();
         return RC_OK;
     });
 }

@@ -14,7 +14,7 @@ struct Ringcap: ParsableCommand {
             under OUT/<camera>/YYYY/MM/DD/HH/MM/. See README.md.
             """,
         version: RingcapVersion.string,
-        subcommands: [Record.self],
+        subcommands: [Record.self, Bench.self],
         defaultSubcommand: nil
     )
 
@@ -32,7 +32,9 @@ struct Ringcap: ParsableCommand {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
-                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help record')\n".utf8))
+                // Point at the help of the subcommand that was given (record unless it was bench).
+                let subcommand = CommandLine.arguments.dropFirst().first == "bench" ? "bench" : "record"
+                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help \(subcommand)')\n".utf8))
                 Foundation.exit(64)
             }
             exit(withError: error)
@@ -42,6 +44,8 @@ struct Ringcap: ParsableCommand {
 
 extension WhenFull: ExpressibleByArgument {}
 extension RTSPTransport: ExpressibleByArgument {}
+
+extension BenchScenario: ExpressibleByArgument {}
 
 extension FrameSize: ExpressibleByArgument {
     public init?(argument: String) {
@@ -233,6 +237,87 @@ struct Record: ParsableCommand {
             _exit(status)
         }
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `ringcap bench`: parses, builds the `BenchOptions`, runs `BenchRunner` and prints. Used from the
+/// main thread.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure ringcap on this machine: real recordings of test cameras and video files against the machine's limit.",
+        discussion: """
+            Scenarios: sustained (2 test cameras 1280x720@30), saturate (4 test cameras 1280x720 \
+            offering more than the machine can encode), files (two 1280x720 H.264 files read as fast \
+            as possible, made on first use), latency (1 test camera 640x480@30), scale (1, 2, 4 and 8 \
+            test cameras 640x480@30). Without --scenario, all of them in that order.
+
+            The limit is the machine's own: the rate at which one core encodes (and, for files, \
+            decodes) the very frames of the scenario at the same quality, measured just before and \
+            after the recording, times the usable cores. efficiency = written fps / limit fps.
+
+            With --json, each recording prints one line of JSON (scale prints four, one per camera \
+            count) on stdout and the table goes to stderr. See README.md, Performance.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The scenario to run: sustained, saturate, files, latency or scale. Default: all of them, in that order.", valueName: "NAME"))
+    var scenario: BenchScenario?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long each recording runs, in seconds (scale makes four recordings).", valueName: "N"))
+    var seconds: Double = 10
+
+    @Option(name: .customLong("out"), help: ArgumentHelp("Keep the recordings in this folder, one subfolder per recording. Default: a temporary folder, removed afterwards.", valueName: "DIR"))
+    var out: String?
+
+    @Flag(help: "Print each recording's figures as one line of JSON on stdout (the table then goes to stderr).")
+    var json = false
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log level of the recordings: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String = "warning"
+
+    func run() throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var options = BenchOptions()
+        options.seconds = seconds
+        options.outDirectory = out
+        let runner = BenchRunner(options: options, logger: Logger(label: "ringcap"))
+        try runner.prepare()
+        installSignalHandlers()
+        defer { runner.finish() }
+
+        let tableOutput = json ? FileHandle.standardError : FileHandle.standardOutput
+        runner.onReport = { report in
+            if json { FileHandle.standardOutput.write(Data((report.jsonLine() + "\n").utf8)) }
+            tableOutput.write(Data(report.detailLines.utf8))
+        }
+        var reports: [BenchReport] = []
+        for scenario in scenario.map({ [$0] }) ?? BenchScenario.allCases {
+            if terminationRequests.load(ordering: .relaxed) > 0 { break }
+            do {
+                reports += try runner.run(scenario)
+            } catch {
+                FileHandle.standardError.write(Data("ringcap: \(error)\n".utf8))
+                throw ExitCode(69)
+            }
+        }
+        let cpu = machineDescription()
+        tableOutput.write(Data(("\n" + BenchReport.table(reports) + cpu + "\n").utf8))
+    }
+
+    /// "2 cores (AMD EPYC)": what the figures were measured on, from /proc/cpuinfo.
+    private func machineDescription() -> String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        return "\(BenchOptions().writers) usable core(s), \(model); \(BenchOptions().writers) writer(s), JPEG quality \(BenchOptions().quality)"
     }
 }
 

@@ -289,3 +289,47 @@ import Testing
         }
     }
 }
+
+/// The GPS reader refuses a TCP connection to itself (what a retry against a dead gpsd on a
+/// loopback port in the ephemeral range can become on Linux), and accepts a real one.
+struct SelfConnectTests {
+    @Test func selfConnectedSocketIsDetected() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        try #require(bound)
+        // Connecting a socket to its own address: TCP's simultaneous open makes it connect to itself.
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) == 0 }
+        }
+        try #require(connected, "errno \(errno)")
+        #expect(GPSReader.isConnectedToItself(fd))
+
+        // A real connection to a listener is not.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var any = sockaddr_in()
+        any.sin_family = sa_family_t(AF_INET)
+        any.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var anyLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &any) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, anyLength) + getsockname(listener, $0, &anyLength) }
+        }
+        listen(listener, 1)
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        let ok = withUnsafePointer(to: &any) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, anyLength) == 0 }
+        }
+        try #require(ok)
+        #expect(!GPSReader.isConnectedToItself(client))
+        #expect(!GPSReader.isConnectedToItself(-1))
+    }
+}

@@ -86,9 +86,12 @@ int rc_capture_retrieve(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t 
 int rc_capture_copy_frame(rc_capture *_Nonnull cap, uint8_t *_Nonnull dst, size_t stride,
                           char *_Nonnull msg, size_t msg_len);
 
-/// A built-in test pattern: a scrolling colour field, a moving box, and the frame number and
-/// time drawn in. Precomputes one colour line at create so that rendering a frame is mostly
-/// memcpy: it must stay cheap next to a JPEG encode, because the benchmarks run on it.
+/// A built-in test pattern: a diagonal colour field, a box moving across it, and the frame number
+/// and time drawn in. It must stay cheap next to a JPEG encode, because the benchmarks run on it
+/// (their limit counts the encode only): the field is one precomputed colour line copied row by
+/// row, the same in every frame, so that a buffer which already holds an earlier frame needs only
+/// the old box and text erased and the new ones drawn (rc_pattern_render_over), a few percent of
+/// the frame's bytes.
 typedef struct rc_pattern rc_pattern;
 
 rc_pattern *_Nullable rc_pattern_create(int width, int height);
@@ -96,6 +99,10 @@ void rc_pattern_destroy(rc_pattern *_Nullable pattern);
 /// Renders frame number `frame` stamped with `unix_ns` (UTC) into packed BGR `dst`.
 void rc_pattern_render(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
                        uint64_t frame, int64_t unix_ns);
+/// The same result as rc_pattern_render, for a `dst` that holds exactly what this pattern
+/// rendered for `previous_frame` (at any time): redraws only what differs.
+void rc_pattern_render_over(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
+                            uint64_t frame, int64_t unix_ns, uint64_t previous_frame);
 
 /// A JPEG compressor (libjpeg-turbo). Compresses straight from packed BGR into a buffer the
 /// caller owns and, after the first image of a size, allocates nothing per image; OpenCV's
@@ -118,6 +125,25 @@ int rc_jpeg_encode(rc_jpeg_encoder *_Nonnull encoder, const uint8_t *_Nonnull bg
 int rc_image_probe(const char *_Nonnull path, int *_Nonnull width, int *_Nonnull height,
                    int x, int y, int w, int h, double *_Nonnull mean_bgr /* [3] */,
                    char *_Nonnull msg, size_t msg_len);
+
+/// Pins the calling thread to one CPU: the first its affinity mask allows, stored in `*cpu`.
+/// Why: the benchmark's machine limit is a single-core rate, and FFmpeg's decoder starts worker
+/// threads of its own at open; threads inherit the mask of the thread that creates them, so a
+/// capture opened after this call decodes on that one CPU however many threads it starts.
+/// Returns RC_OK or RC_FAIL (errno's text in `msg`).
+int rc_thread_pin_to_one_cpu(int *_Nonnull cpu, char *_Nonnull msg, size_t msg_len);
+
+/// Returns memory the process freed to the system (glibc's malloc_trim), so that the bench's next
+/// recording starts from what it really holds; Swift's Glibc module does not export malloc.h.
+void rc_release_free_memory(void);
+
+/// The number of CPUs this process may run on (its affinity mask), at least 1.
+int rc_usable_cpus(void);
+
+/// Writes `frames` frames of the test pattern as an H.264 file through OpenCV's VideoWriter
+/// (FFmpeg backend, fourcc avc1), for machines without the ffmpeg program. RC_OK or RC_FAIL.
+int rc_video_make(const char *_Nonnull path, int width, int height, int frames, double fps,
+                  char *_Nonnull msg, size_t msg_len);
 
 #ifdef __cplusplus
 }

@@ -49,6 +49,10 @@ public final class FramePool: @unchecked Sendable {
     private let capacities: UnsafeMutablePointer<Int>
     /// Metadata of each slot. Owned by the slot's holder.
     public let meta: UnsafeMutablePointer<FrameMeta>
+    /// Per slot: which camera (index + 1) last filled its buffer; 0 when none did or the buffer
+    /// was reallocated. Owned by the slot's holder. Lets a test pattern redraw only what changed
+    /// in a buffer that still holds its own earlier frame, in a pool all cameras share.
+    public let filledBy: UnsafeMutablePointer<UInt32>
     /// `next[i]`: the slot below slot i on the free stack, plus one (0: bottom). Atomic because a
     /// popper may read it while another thread re-pushes the same slot; the tag makes such a
     /// stale read lose its CAS.
@@ -66,6 +70,8 @@ public final class FramePool: @unchecked Sendable {
         capacities.initialize(repeating: 0, count: slotCount)
         meta = .allocate(capacity: slotCount)
         meta.initialize(repeating: FrameMeta(), count: slotCount)
+        filledBy = .allocate(capacity: slotCount)
+        filledBy.initialize(repeating: 0, count: slotCount)
         next = .allocate(capacity: slotCount)
         // Slot 0 on top: next[i] = i + 1 (the slot below is i + 1, stored plus one).
         for i in 0..<slotCount {
@@ -79,6 +85,7 @@ public final class FramePool: @unchecked Sendable {
         buffers.deallocate()
         capacities.deallocate()
         meta.deallocate()
+        filledBy.deallocate()
         next.deinitialize(count: slotCount)
         next.deallocate()
     }
@@ -128,6 +135,7 @@ public final class FramePool: @unchecked Sendable {
         let i = Int(slot)
         if let buffer = buffers[i], capacities[i] >= bytes { return buffer }
         buffers[i]?.deallocate()
+        filledBy[i] = 0  // a new buffer holds nobody's frame
         // 64-byte alignment suits the SIMD loads of the JPEG encoder and colour conversion.
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         buffers[i] = buffer

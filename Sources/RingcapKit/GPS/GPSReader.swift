@@ -98,6 +98,13 @@ public final class GPSReader: @unchecked Sendable {
         guard !started else { return }
         started = true
         stopping = false
+        if case let .fixed(lat, lon, alt) = spec {
+            // Known now: publish it before the first frame can be grabbed, not when the reader's
+            // thread first runs (on a loaded machine that came after the first frames, which then
+            // had no position).
+            snapshot.publish(GPSFix(latitude: lat, longitude: lon, altitudeM: alt, mode: alt.isNaN ? 2 : 3,
+                                    receivedMonotonicNs: Clock.monotonicNs()))
+        }
         let box = Unmanaged.passRetained(ThreadBody { [self] in self.run() })
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { arg in
@@ -132,6 +139,21 @@ public final class GPSReader: @unchecked Sendable {
     }
 
     // MARK: - The rc-gps thread
+
+    /// A TCP socket whose local and peer addresses are the same (a self-connect).
+    static func isConnectedToItself(_ fd: Int32) -> Bool {
+        guard fd >= 0 else { return false }
+        var local = sockaddr_storage(), peer = sockaddr_storage()
+        var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size), peerLength = localLength
+        let gotLocal = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+        }
+        let gotPeer = withUnsafeMutablePointer(to: &peer) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &peerLength) }
+        }
+        guard gotLocal == 0, gotPeer == 0, localLength == peerLength else { return false }
+        return memcmp(&local, &peer, Int(localLength)) == 0
+    }
 
     private var isStopping: Bool {
         condition.lock()
@@ -245,6 +267,15 @@ public final class GPSReader: @unchecked Sendable {
                     let reason = String(cString: gps_errstr(errno))
                     logger.warning("GPS: cannot reach gpsd at \(host):\(targetPort) (\(reason)); recording goes on without positions and retries")
                 }
+                if sleep(backoff) { break }
+                backoff = min(backoff * 2, Self.maxBackoffS)
+                continue
+            }
+            if Self.isConnectedToItself(Int32(data.pointee.gps_fd)) {
+                // Linux lets a TCP connect to a free loopback port in the ephemeral range pick
+                // that same port as its source and connect to itself: it "succeeds", reads back
+                // its own WATCH, and holds the port a restarted gpsd needs. Not a gpsd: retry.
+                gps_close(data)
                 if sleep(backoff) { break }
                 backoff = min(backoff * 2, Self.maxBackoffS)
                 continue

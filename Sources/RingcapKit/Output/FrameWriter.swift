@@ -123,7 +123,7 @@ final class FrameWriter: @unchecked Sendable {
     /// Stop after the frame in hand even if the ring is not empty (the drain deadline passed).
     func abandonDrain() { abandon.store(true, ordering: .relaxed) }
 
-    private func run() {
+    func run() {  // internal: the benchmarks' probes (Bench/PipelineProbes.swift) run it on their own thread
         while !abandon.load(ordering: .relaxed) {
             guard let token = ring.pop() else {
                 // Producers finish before the writers are told to: once they are done and the
@@ -219,20 +219,8 @@ final class FrameWriter: @unchecked Sendable {
         }
 
         // The sidecar, after its JPEG: a reader that sees the .json finds the .jpg.
-        sidecar.reset()
-        camera.sidecarHead.withUnsafeBufferPointer { sidecar.append(bytes: $0) }
-        sidecar.append("\"seq\":"); sidecar.append(int: Int64(bitPattern: meta.seq))
-        sidecar.append(",\"time\":\""); sidecar.append(isoTimeNs: meta.wallNs)
-        sidecar.append("\",\"monotonic_ns\":"); sidecar.append(int: Int64(bitPattern: meta.monotonicNs))
-        sidecar.append(",\"width\":"); sidecar.append(int: width)
-        sidecar.append(",\"height\":"); sidecar.append(int: height)
-        sidecar.append(",\"jpeg\":{\"quality\":"); sidecar.append(int: quality)
-        sidecar.append(",\"bytes\":"); sidecar.append(int: fileBytes)
-        sidecar.append("},\"gps\":")
-        appendGPSJSON(fix, frameMonotonicNs: meta.monotonicNs, maxAgeNs: gps.maxAgeNs, source: gps.source, to: &sidecar)
-        sidecar.append(",\"ring\":{\"depth\":"); sidecar.append(int: Int(meta.ringDepth))
-        sidecar.append(",\"dropped\":"); sidecar.append(int: meta.droppedSoFar)
-        sidecar.append("}}\n")
+        formatSidecar(into: &sidecar, head: camera.sidecarHead, meta: meta, quality: quality, fileBytes: fileBytes,
+                      fix: fix, gps: gps)
         path.truncate(to: stemLength)
         path.append(".json")
         iov[0] = iovec(iov_base: UnsafeMutableRawPointer(sidecar.base), iov_len: sidecar.count)

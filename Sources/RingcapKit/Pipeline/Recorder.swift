@@ -24,6 +24,10 @@ public final class Recorder {
     public var drainTimeoutNs: UInt64
     /// Called once a second with the progress line (when `config.progress`).
     public var onProgress: ((String) -> Void)?
+    /// Called about once a second on the recorder's thread while recording, whether or not
+    /// `config.progress` is set (`ringcap bench` samples resident memory with it). Keep it short:
+    /// the stop conditions are checked between calls.
+    public var onTick: (() -> Void)?
 
     public init(config: RecordConfig, gps: GPSSnapshot? = nil, logger: Logger) {
         self.config = config
@@ -124,6 +128,7 @@ public final class Recorder {
                 }
                 lastCaptured = counters.map { $0.captured.load(ordering: .relaxed) }
                 lastProgress = now
+                onTick?()
             }
             usleep(20_000)
         }
@@ -178,9 +183,11 @@ public final class Recorder {
 
         let elapsed = Double(Clock.monotonicNs() - start) / 1e9
         var cameraSummaries: [RecordingSummary.Camera] = []
+        var allCameras = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
         for (i, spec) in config.cameras.enumerated() {
             var merged = Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
             for writer in writers { merged.add(writer.latencyUs[i]) }
+            allCameras.add(merged)
             let c = counters[i]
             func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
             cameraSummaries.append(.init(
@@ -196,11 +203,13 @@ public final class Recorder {
                 announcedFrames: c.announcedFrames.load(ordering: .relaxed) > 0 ? c.announcedFrames.load(ordering: .relaxed) : nil,
                 stuck: stuckCameras.contains(spec.name)))
         }
-        return RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
-                                stopReason: stopReason, cameras: cameraSummaries,
-                                pool: .init(slots: pool.slotCount, slotsUsed: pool.allocatedSlots,
-                                            residentMB: (Double(pool.allocatedBytes) / 1e6 * 10).rounded() / 10),
-                                retention: retention?.totals ?? RetentionTotals())
+        var summary = RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
+                                       stopReason: stopReason, cameras: cameraSummaries,
+                                       pool: .init(slots: pool.slotCount, slotsUsed: pool.allocatedSlots,
+                                                   residentMB: (Double(pool.allocatedBytes) / 1e6 * 10).rounded() / 10),
+                                       retention: retention?.totals ?? RetentionTotals())
+        summary.latencyUs = allCameras
+        return summary
     }
 
     private func progressLine(counters: [CameraCounters], last: [Int], seconds: Double, ringDepth: Int) -> String {
@@ -283,6 +292,9 @@ public struct RecordingSummary: Codable, Sendable {
     /// GPS time minus the system clock, ms, when fixes carried time (`GPSReader.clockOffsetMs`);
     /// set by the command after the recording. Encoded as null when unknown.
     public var clockOffsetMs: Double?
+    /// Grab-to-rename latency of every camera's frames in one histogram, µs (`ringcap bench`
+    /// reports its percentiles). Not part of the JSON summary.
+    public var latencyUs: Histogram<UInt64>? = nil
 
     enum CodingKeys: String, CodingKey {
         case clockOffsetMs = "clock_offset_ms"

@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import RingBuffer
+
+// Small public entry points into the real pipeline for the micro benchmarks (Benchmarks/), so
+// that they measure ringcap's own code paths without its internals being made public.
+
+/// A test-pattern frame in a buffer of its own: what the JPEG benchmarks encode.
+///
+/// Immutable after init; the pixels may be read from any thread.
+public final class PatternFrame: @unchecked Sendable {
+    public let width: Int, height: Int
+    /// Bytes from one row to the next (packed BGR).
+    public var stride: Int { width * 3 }
+    public let pixels: UnsafeMutableRawPointer
+
+    /// Frame number `frame` of the pattern a `test:WxH` camera renders.
+    public init(width: Int, height: Int, frame: UInt64 = 7) throws(CaptureError) {
+        self.width = width
+        self.height = height
+        pixels = .allocate(byteCount: width * height * 3, alignment: 64)
+        try TestPattern(width: width, height: height).render(into: pixels, stride: width * 3, frame: frame,
+                                                             wallNs: Clock.wallNs())
+    }
+
+    deinit { pixels.deallocate() }
+}
+
+/// The capture loop of one test-pattern camera (a real `CaptureThread`, unpaced) pushing into a
+/// ring that nobody pops: once the ring is full every push evicts the oldest frame, whose slot
+/// goes back to the pool and is counted as dropped. That is the capture → ring path at
+/// saturation: render into a pooled buffer, stamp, push, recycle.
+///
+/// Owned by one thread: `prepare` and `run` are called one after the other.
+public final class CaptureToRingLoop {
+    private let width: Int, height: Int
+    private let ring: DropOldestRing<FrameToken>
+    private let pool: FramePool
+    private let counters = CameraCounters()
+    private let framesReady = Doorbell(), spaceReady = Doorbell()
+    private var capture: CaptureThread?
+    private let logger = Logger(label: "ringcap-bench")
+
+    public init(width: Int, height: Int, ringCapacity: Int = 64) {
+        self.width = width
+        self.height = height
+        let ring = DropOldestRing<FrameToken>(capacity: ringCapacity)
+        self.ring = ring
+        pool = FramePool(slotCount: ring.capacity + 2)
+    }
+
+    /// Makes the capture loop for the next `run` (which opens its source: about three
+    /// allocations per run, none per frame).
+    public func prepare(frames: Int) {
+        let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
+        let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: .dropOldest,
+                                       frameLimit: frames)
+        capture = CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
+                                ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
+    }
+
+    /// Captures the prepared number of frames on the calling thread.
+    public func run() {
+        capture?.run()
+        capture = nil
+    }
+
+    /// Frames captured and frames evicted so far, over every run.
+    public var captured: Int { counters.captured.load(ordering: .relaxed) }
+    public var dropped: Int { counters.dropped.load(ordering: .relaxed) }
+}
+
+/// One frame all the way: a real `CaptureThread` renders and stamps it and pushes it into the
+/// ring, then a real `FrameWriter` pops it, encodes it, writes the JPEG with its EXIF and the
+/// sidecar under temporary names and renames them into place under `directory` (made if missing).
+///
+/// Owned by one thread: `prepare` and `run` are called one after the other.
+public final class FramePathRun {
+    public let directory: String
+    private let width: Int, height: Int
+    private let ring: DropOldestRing<FrameToken>
+    private let pool: FramePool
+    private let counters: CameraCounters
+    private let framesReady: Doorbell, spaceReady: Doorbell
+    private let writer: FrameWriter
+    private var capture: CaptureThread?
+    private let logger = Logger(label: "ringcap-bench")
+
+    public init(width: Int, height: Int, directory: String, quality: Int = 85) throws(CaptureError) {
+        self.width = width
+        self.height = height
+        self.directory = directory
+        // The writer makes the folders below it, as the recorder's writers do below --out.
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ring = DropOldestRing<FrameToken>(capacity: 8)
+        let pool = FramePool(slotCount: ring.capacity + 3)
+        let counters = CameraCounters()
+        let framesReady = Doorbell(), spaceReady = Doorbell()
+        self.ring = ring
+        self.pool = pool
+        self.counters = counters
+        self.framesReady = framesReady
+        self.spaceReady = spaceReady
+        var head = ByteSink(capacity: 256)
+        head.append("{\"camera\":")
+        head.append(jsonString: "bench")
+        head.append(",\"source\":")
+        head.append(jsonString: "test:\(width)x\(height)@30")
+        head.append(",")
+        let camera = WriterCamera(pool: pool, counters: counters, sidecarHead: Array(head.bytes),
+                                  folder: Array((directory + "/bench/").utf8), name: "bench")
+        let producersDone = OnceFlag()
+        producersDone.set()  // the writer's run() returns once the ring is empty
+        writer = try FrameWriter(index: 0, cameras: [camera], ring: ring, framesReady: framesReady, spaceReady: spaceReady,
+                                 producersDone: producersDone, quality: quality, fsync: false,
+                                 gps: WriterGPS(maxAgeNs: 5_000_000_000, source: GPSSourceJSON("none")),
+                                 ledger: StoreLedger(cameras: 1, maxBytes: nil), logger: Logger(label: "ringcap-bench"))
+    }
+
+    /// Makes the capture loop for the next `run`.
+    public func prepare(frames: Int = 1) {
+        let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
+        let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: .wait,
+                                       frameLimit: frames)
+        capture = CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
+                                ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
+    }
+
+    /// Captures the prepared frames, then writes them, on the calling thread.
+    public func run() {
+        capture?.run()
+        capture = nil
+        writer.run()
+    }
+
+    /// Frames written and failed so far, over every run.
+    public var written: Int { counters.written.load(ordering: .relaxed) }
+    public var failed: Int { counters.failed.load(ordering: .relaxed) }
+}
+
+/// A full sidecar (with a 3D GPS fix) formatted the way the writers format every frame's.
+///
+/// Owned by one thread.
+public final class SidecarSample {
+    private var sink = ByteSink(capacity: 8192)
+    private let head: [UInt8]
+    private let meta: FrameMeta
+    private let gps = WriterGPS(maxAgeNs: 5_000_000_000, source: GPSSourceJSON("gpsd://127.0.0.1:2947"))
+
+    public init() {
+        var head = ByteSink(capacity: 256)
+        head.append("{\"camera\":\"bow\",\"source\":\"rtsp://192.168.1.20:554/stream1\",")
+        self.head = Array(head.bytes)
+        let now = Clock.wallNs()
+        let fix = GPSFix(latitude: -22.9498453, longitude: -43.0984627, altitudeM: 3.5, speedMps: 2.572, trackDeg: 45,
+                         ephM: 17.1, mode: 3, timeNs: now - 400_000_000, receivedMonotonicNs: Clock.monotonicNs() - 143_600_000)
+        meta = FrameMeta(seq: 123_456, wallNs: now, monotonicNs: Clock.monotonicNs(), width: 1280, height: 720,
+                         stride: 3840, ringDepth: 3, droppedSoFar: 17, hasFix: true, fix: fix)
+    }
+
+    /// Formats it once; returns its length in bytes.
+    @inline(never)
+    public func format() -> Int {
+        formatSidecar(into: &sink, head: head, meta: meta, quality: 85, fileBytes: 48_518, fix: meta.fix, gps: gps)
+        return sink.count
+    }
+
+    /// The last sidecar formatted, as text (for checking it, not for the hot path).
+    public var text: String { String(decoding: sink.bytes, as: UTF8.self) }
+}

@@ -1,0 +1,57 @@
+import COpenCV
+import Testing
+@testable import RingcapKit
+
+/// The test pattern's incremental rendering (what capture threads use for a slot they rendered
+/// before) gives exactly the frame a full rendering gives, whatever frame the buffer held.
+struct TestPatternTests {
+    @Test(arguments: [(640, 480), (1280, 720), (320, 240), (33, 17)])
+    func renderingOverAnEarlierFrameEqualsRenderingFromScratch(width: Int, height: Int) throws {
+        let pattern = try #require(rc_pattern_create(Int32(width), Int32(height)))
+        defer { rc_pattern_destroy(pattern) }
+        let count = width * height * 3
+        var over = [UInt8](repeating: 0, count: count)
+        var fresh = [UInt8](repeating: 0, count: count)
+        let time: Int64 = 1_795_000_000_123_456_789
+        // Frame pairs with the box far apart, numbers of different lengths, and the same frame.
+        for (previous, next) in [(0, 1), (7, 123), (99, 100), (12_345, 3), (5, 5), (1, 1_000_000_007)] as [(UInt64, UInt64)] {
+            rc_pattern_render(pattern, &over, width * 3, previous, time - 33_000_000)
+            rc_pattern_render_over(pattern, &over, width * 3, next, time, previous)
+            rc_pattern_render(pattern, &fresh, width * 3, next, time)
+            #expect(over == fresh, "\(width)x\(height): frame \(next) over frame \(previous) differs from a full render")
+        }
+    }
+}
+
+/// The pool is shared by every camera: a slot a test camera rendered into may since have been
+/// filled by another camera. Rendering into it again must give a full, correct frame.
+struct SharedPoolPatternTests {
+    @Test func aSlotFilledByAnotherCameraIsRenderedInFull() throws {
+        let pool = FramePool(slotCount: 2)
+        let a = try TestPattern(width: 64, height: 48, slots: pool.slotCount)
+        let b = try TestPattern(width: 48, height: 32, slots: pool.slotCount)
+        let time: Int64 = 1_795_000_000_000_000_000
+        func pixels(_ width: Int, _ height: Int) -> [UInt8] {
+            Array(UnsafeRawBufferPointer(start: pool.pixels(0), count: width * height * 3))
+        }
+        func fresh(_ pattern: TestPattern, frame: UInt64) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: pattern.width * pattern.height * 3)
+            bytes.withUnsafeMutableBytes { pattern.render(into: $0.baseAddress!, stride: pattern.width * 3, frame: frame, wallNs: time) }
+            return bytes
+        }
+        // a renders frame 1 into slot 0, b takes the slot over, then a gets it back for frame 9.
+        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 1, wallNs: time)
+        #expect(pixels(64, 48) == fresh(a, frame: 1))
+        CaptureThread.render(b, into: pool, slot: 0, camera: 1, frame: 5, wallNs: time)
+        #expect(pixels(48, 32) == fresh(b, frame: 5))
+        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 9, wallNs: time)
+        #expect(pixels(64, 48) == fresh(a, frame: 9), "camera a drew over camera b's frame")
+        // And its own slot, untouched by others, is redrawn in part and still right.
+        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 10, wallNs: time)
+        #expect(pixels(64, 48) == fresh(a, frame: 10))
+        // A buffer that had to grow holds nobody's frame.
+        CaptureThread.render(b, into: pool, slot: 1, camera: 1, frame: 2, wallNs: time)
+        CaptureThread.render(a, into: pool, slot: 1, camera: 0, frame: 3, wallNs: time)
+        #expect(Array(UnsafeRawBufferPointer(start: pool.pixels(1), count: 64 * 48 * 3)) == fresh(a, frame: 3))
+    }
+}
