@@ -24,34 +24,42 @@ struct TestPatternTests {
 }
 
 /// The pool is shared by every camera: a slot a test camera rendered into may since have been
-/// filled by another camera. Rendering into it again must give a full, correct frame.
+/// filled by another camera, of another size or from a decoded source. Rendering into it again
+/// must give a full, correct frame; over a pattern frame of the same size it may redraw in part.
 struct SharedPoolPatternTests {
-    @Test func aSlotFilledByAnotherCameraIsRenderedInFull() throws {
+    @Test func aSlotFilledByAnotherCameraIsRenderedCorrectly() throws {
         let pool = FramePool(slotCount: 2)
-        let a = try TestPattern(width: 64, height: 48, slots: pool.slotCount)
-        let b = try TestPattern(width: 48, height: 32, slots: pool.slotCount)
+        let a = try TestPattern(width: 64, height: 48)
+        let a2 = try TestPattern(width: 64, height: 48)  // another camera of the same size
+        let b = try TestPattern(width: 48, height: 32)
         let time: Int64 = 1_795_000_000_000_000_000
-        func pixels(_ width: Int, _ height: Int) -> [UInt8] {
-            Array(UnsafeRawBufferPointer(start: pool.pixels(0), count: width * height * 3))
+        func pixels(_ slot: Int, _ pattern: TestPattern) -> [UInt8] {
+            Array(UnsafeRawBufferPointer(start: pool.pixels(UInt32(slot)), count: pattern.width * pattern.height * 3))
         }
         func fresh(_ pattern: TestPattern, frame: UInt64) -> [UInt8] {
             var bytes = [UInt8](repeating: 0, count: pattern.width * pattern.height * 3)
             bytes.withUnsafeMutableBytes { pattern.render(into: $0.baseAddress!, stride: pattern.width * 3, frame: frame, wallNs: time) }
             return bytes
         }
-        // a renders frame 1 into slot 0, b takes the slot over, then a gets it back for frame 9.
-        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 1, wallNs: time)
-        #expect(pixels(64, 48) == fresh(a, frame: 1))
-        CaptureThread.render(b, into: pool, slot: 0, camera: 1, frame: 5, wallNs: time)
-        #expect(pixels(48, 32) == fresh(b, frame: 5))
-        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 9, wallNs: time)
-        #expect(pixels(64, 48) == fresh(a, frame: 9), "camera a drew over camera b's frame")
-        // And its own slot, untouched by others, is redrawn in part and still right.
-        CaptureThread.render(a, into: pool, slot: 0, camera: 0, frame: 10, wallNs: time)
-        #expect(pixels(64, 48) == fresh(a, frame: 10))
-        // A buffer that had to grow holds nobody's frame.
-        CaptureThread.render(b, into: pool, slot: 1, camera: 1, frame: 2, wallNs: time)
-        CaptureThread.render(a, into: pool, slot: 1, camera: 0, frame: 3, wallNs: time)
-        #expect(Array(UnsafeRawBufferPointer(start: pool.pixels(1), count: 64 * 48 * 3)) == fresh(a, frame: 3))
+        // a renders frame 1 into slot 0, b (another size) takes the slot over, then a gets it back.
+        CaptureThread.render(a, into: pool, slot: 0, frame: 1, wallNs: time)
+        #expect(pixels(0, a) == fresh(a, frame: 1))
+        CaptureThread.render(b, into: pool, slot: 0, frame: 5, wallNs: time)
+        #expect(pixels(0, b) == fresh(b, frame: 5))
+        CaptureThread.render(a, into: pool, slot: 0, frame: 9, wallNs: time)
+        #expect(pixels(0, a) == fresh(a, frame: 9), "camera a drew over camera b's frame")
+        // Another camera of the same size redraws over a's frame in part, and is still right.
+        CaptureThread.render(a2, into: pool, slot: 0, frame: 400, wallNs: time)
+        #expect(pool.contents[0] == SlotContent(kind: SlotContent.pattern(width: 64, height: 48), frame: 400))
+        #expect(pixels(0, a2) == fresh(a2, frame: 400))
+        // A decoded frame (marked as such by the capture path) is drawn over in full.
+        UnsafeMutableRawBufferPointer(start: pool.pixels(0), count: 64 * 48 * 3).initializeMemory(as: UInt8.self, repeating: 7)
+        pool.contents[0] = SlotContent(kind: SlotContent.decoded, frame: 0)
+        CaptureThread.render(a, into: pool, slot: 0, frame: 11, wallNs: time)
+        #expect(pixels(0, a) == fresh(a, frame: 11))
+        // A buffer that had to grow holds nothing known.
+        CaptureThread.render(b, into: pool, slot: 1, frame: 2, wallNs: time)
+        CaptureThread.render(a, into: pool, slot: 1, frame: 3, wallNs: time)
+        #expect(pixels(1, a) == fresh(a, frame: 3))
     }
 }

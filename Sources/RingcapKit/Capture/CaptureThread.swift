@@ -186,7 +186,7 @@ public final class CaptureThread: @unchecked Sendable {
         switch settings.spec.source {
         case .testPattern(let w, let h, _):
             let size = settings.size ?? FrameSize(width: w, height: h)
-            pattern = try TestPattern(width: size.width, height: size.height, slots: pool.slotCount)
+            pattern = try TestPattern(width: size.width, height: size.height)
         default:
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
             let opened = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
@@ -272,17 +272,19 @@ public final class CaptureThread: @unchecked Sendable {
         return .stopped
     }
 
-    /// Renders test-pattern frame `frame` of camera `camera` into `slot` of the shared pool,
-    /// redrawing only what changed when the slot's buffer still holds this camera's own last
-    /// frame there, and marks the slot as filled by it.
+    /// Renders test-pattern frame `frame` into `slot` of the shared pool, redrawing only what
+    /// changed when the slot's buffer holds an earlier frame of a pattern of the same size (of
+    /// any camera), and records what the buffer now holds.
     @inline(__always)
-    static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, camera: UInt32,
-                       frame: UInt64, wallNs: Int64) {
+    static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, frame: UInt64, wallNs: Int64) {
         let buffer = pool.buffer(slot, atLeast: pattern.width * pattern.height * 3)
-        let mark = camera &+ 1
-        pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs, slot: slot,
-                       holdsOurs: pool.filledBy[Int(slot)] == mark)
-        pool.filledBy[Int(slot)] = mark
+        let held = pool.contents[Int(slot)]
+        if held.kind == pattern.content {
+            pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs, over: held.frame)
+        } else {
+            pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs)
+        }
+        pool.contents[Int(slot)] = SlotContent(kind: pattern.content, frame: frame)
     }
 
     /// Retrieves or renders the frame into the slot and writes its metadata. Returns an outcome
@@ -293,12 +295,12 @@ public final class CaptureThread: @unchecked Sendable {
         if let pattern {
             width = pattern.width
             height = pattern.height
-            Self.render(pattern, into: pool, slot: slot, camera: settings.index, frame: seq, wallNs: wall)
+            Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall)
         } else if let capture {
             (width, height) = capture.size
             guard width > 0, height > 0 else { return .failed("the source reports no frame size") }
             let buffer = pool.buffer(slot, atLeast: width * height * 3)
-            pool.filledBy[Int(slot)] = settings.index &+ 1
+            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
             switch capture.retrieve(into: buffer, stride: width * 3) {
             case .ok:
                 break

@@ -13,6 +13,24 @@ public struct FrameToken: BitwiseCopyable, Equatable, Sendable {
     }
 }
 
+/// What a pool slot's pixel buffer holds: nothing known (`kind` 0), a frame from a source that
+/// writes every pixel (`SlotContent.decoded`), or frame `frame` of a test pattern of some size.
+public struct SlotContent: BitwiseCopyable, Equatable {
+    public var kind: UInt64 = 0
+    public var frame: UInt64 = 0
+
+    public init() {}
+    public init(kind: UInt64, frame: UInt64) {
+        self.kind = kind
+        self.frame = frame
+    }
+
+    /// `kind` of a test-pattern frame of this size (its background depends on the size only).
+    public static func pattern(width: Int, height: Int) -> UInt64 { 1 << 63 | UInt64(width) << 32 | UInt64(height) }
+    /// `kind` of a decoded frame.
+    public static let decoded: UInt64 = 1
+}
+
 /// The record of one frame, kept beside its pixels in the pool. Written by the capture thread
 /// while it owns the slot, read by the writer that popped the slot's token: the ring's
 /// release/acquire hand-over orders the two.
@@ -49,10 +67,10 @@ public final class FramePool: @unchecked Sendable {
     private let capacities: UnsafeMutablePointer<Int>
     /// Metadata of each slot. Owned by the slot's holder.
     public let meta: UnsafeMutablePointer<FrameMeta>
-    /// Per slot: which camera (index + 1) last filled its buffer; 0 when none did or the buffer
-    /// was reallocated. Owned by the slot's holder. Lets a test pattern redraw only what changed
-    /// in a buffer that still holds its own earlier frame, in a pool all cameras share.
-    public let filledBy: UnsafeMutablePointer<UInt32>
+    /// Per slot: what its buffer holds (`SlotContent`). Owned by the slot's holder. Lets a test
+    /// pattern redraw only what changed in a buffer that holds an earlier pattern frame of its
+    /// size, in a pool all cameras share.
+    public let contents: UnsafeMutablePointer<SlotContent>
     /// `next[i]`: the slot below slot i on the free stack, plus one (0: bottom). Atomic because a
     /// popper may read it while another thread re-pushes the same slot; the tag makes such a
     /// stale read lose its CAS.
@@ -70,8 +88,8 @@ public final class FramePool: @unchecked Sendable {
         capacities.initialize(repeating: 0, count: slotCount)
         meta = .allocate(capacity: slotCount)
         meta.initialize(repeating: FrameMeta(), count: slotCount)
-        filledBy = .allocate(capacity: slotCount)
-        filledBy.initialize(repeating: 0, count: slotCount)
+        contents = .allocate(capacity: slotCount)
+        contents.initialize(repeating: SlotContent(), count: slotCount)
         next = .allocate(capacity: slotCount)
         // Slot 0 on top: next[i] = i + 1 (the slot below is i + 1, stored plus one).
         for i in 0..<slotCount {
@@ -85,7 +103,7 @@ public final class FramePool: @unchecked Sendable {
         buffers.deallocate()
         capacities.deallocate()
         meta.deallocate()
-        filledBy.deallocate()
+        contents.deallocate()
         next.deinitialize(count: slotCount)
         next.deallocate()
     }
@@ -135,7 +153,7 @@ public final class FramePool: @unchecked Sendable {
         let i = Int(slot)
         if let buffer = buffers[i], capacities[i] >= bytes { return buffer }
         buffers[i]?.deallocate()
-        filledBy[i] = 0  // a new buffer holds nobody's frame
+        contents[i] = SlotContent()  // a new buffer holds nothing
         // 64-byte alignment suits the SIMD loads of the JPEG encoder and colour conversion.
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         buffers[i] = buffer

@@ -148,34 +148,29 @@ final class OpenCVCapture {
 
 /// The built-in test pattern renderer. Owned by one capture thread.
 ///
-/// With `slots` (the pool's size) it remembers which frame each pool slot's buffer holds, so that
-/// rendering into a slot it rendered before redraws only the box and the text
+/// Its background depends on the frame size only, the same in every frame and for every camera
+/// of that size, so a buffer that already holds a pattern frame of this size (whichever camera
+/// rendered it) needs only the old box and text erased and the new ones drawn
 /// (`rc_pattern_render_over`): a test camera costs next to nothing beside the JPEG encode, as a
-/// benchmark's source should. Writers only read the pool's buffers, but the pool is shared by
-/// every camera, so another camera may have filled the slot since: the caller says, from the
-/// pool's `filledBy` mark, whether the buffer still holds this camera's last frame in it.
+/// benchmark's source should. The pool's per-slot `SlotContent` says what a buffer holds.
 final class TestPattern {
     private let handle: OpaquePointer
     let width: Int
     let height: Int
-    /// Per slot: the frame its buffer holds, or `UInt64.max` when unknown.
-    private let rendered: UnsafeMutableBufferPointer<UInt64>
 
-    init(width: Int, height: Int, slots: Int = 0) throws(CaptureError) {
+    init(width: Int, height: Int) throws(CaptureError) {
         guard let handle = rc_pattern_create(Int32(width), Int32(height)) else {
             throw CaptureError(source: "test:\(width)x\(height)", reason: "cannot create the test pattern")
         }
         self.handle = handle
         self.width = width
         self.height = height
-        rendered = .allocate(capacity: slots)
-        rendered.initialize(repeating: .max)
     }
 
-    deinit {
-        rc_pattern_destroy(handle)
-        rendered.deallocate()
-    }
+    deinit { rc_pattern_destroy(handle) }
+
+    /// What a buffer holding frame `frame` of this pattern holds, for the pool's mark.
+    var content: UInt64 { SlotContent.pattern(width: width, height: height) }
 
     /// Renders frame `frame` from scratch.
     @inline(__always)
@@ -183,22 +178,11 @@ final class TestPattern {
         rc_pattern_render(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs)
     }
 
-    /// Renders frame `frame` into pool slot `slot`'s buffer `dst` (`width` × `height`, this
-    /// stride), redrawing only what changed when `holdsOurs` (the buffer still holds what this
-    /// pattern last rendered into the slot: no other camera filled it since, and it was not
-    /// reallocated).
+    /// Renders frame `frame` into `dst` (`width` × `height`, this stride), which holds frame
+    /// `previous` of a pattern of this size: redraws only what differs.
     @inline(__always)
-    func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64, slot: UInt32,
-                holdsOurs: Bool) {
-        let i = Int(slot)
-        guard i < rendered.count else { return render(into: dst, stride: stride, frame: frame, wallNs: wallNs) }
-        let previous = holdsOurs ? rendered[i] : .max
-        if previous == .max {
-            rc_pattern_render(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs)
-        } else {
-            rc_pattern_render_over(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs, previous)
-        }
-        rendered[i] = frame
+    func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64, over previous: UInt64) {
+        rc_pattern_render_over(handle, dst.assumingMemoryBound(to: UInt8.self), stride, frame, wallNs, previous)
     }
 }
 
