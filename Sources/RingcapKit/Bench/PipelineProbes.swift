@@ -52,11 +52,8 @@ public final class CaptureToRingLoop {
     /// Makes the capture loop for the next `run` (which opens its source: about three
     /// allocations per run, none per frame).
     public func prepare(frames: Int) {
-        let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
-        let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: .dropOldest,
-                                       frameLimit: frames)
-        capture = CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
-                                ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
+        capture = benchCapture(width: width, height: height, frames: frames, whenFull: .dropOldest, pool: pool,
+                               counters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
     }
 
     /// Captures the prepared number of frames on the calling thread.
@@ -119,11 +116,8 @@ public final class FramePathRun {
 
     /// Makes the capture loop for the next `run`.
     public func prepare(frames: Int = 1) {
-        let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
-        let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: .wait,
-                                       frameLimit: frames)
-        capture = CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
-                                ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
+        capture = benchCapture(width: width, height: height, frames: frames, whenFull: .wait, pool: pool,
+                               counters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
     }
 
     /// Captures the prepared frames, then writes them, on the calling thread.
@@ -167,4 +161,15 @@ public final class SidecarSample {
 
     /// The last sidecar formatted, as text (for checking it, not for the hot path).
     public var text: String { String(decoding: sink.bytes, as: UTF8.self) }
+}
+
+/// One test-pattern camera's capture loop over `pool` and `ring`, as the probes run it on their
+/// own thread.
+private func benchCapture(width: Int, height: Int, frames: Int, whenFull: WhenFull, pool: FramePool,
+                          counters: CameraCounters, ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
+                          spaceReady: Doorbell, logger: Logger) -> CaptureThread {
+    let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
+    let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: whenFull, frameLimit: frames)
+    return CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
+                         ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
 }
