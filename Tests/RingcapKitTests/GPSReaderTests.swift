@@ -46,7 +46,7 @@ import Testing
         let port = freeLoopbackPort()
         let gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
         defer { gpsfake.stop() }
-        #expect(try await waitUntil(timeout: 5) { isListening(port) })
+        #expect(try await waitUntil(timeout: 30) { isListening(port) })
 
         let log = LogRecorder()
         let snapshot = GPSSnapshot()
@@ -99,13 +99,15 @@ import Testing
         try track.write(to: dir.path + "/car.nmea")
         let port = freeLoopbackPort()
         var gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        // gpsfake is Python: on a loaded machine it can take seconds to listen.
+        #expect(try await waitUntil(timeout: 30) { isListening(port) })
 
         let log = LogRecorder()
         let snapshot = GPSSnapshot()
         let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
         reader.start()
         defer { reader.stop() }
-        #expect(try await waitUntil(timeout: 30) { snapshot.read() != nil })
+        #expect(try await waitUntil(timeout: 60) { snapshot.read() != nil })
 
         gpsfake.stop()
         #expect(try await waitUntil(timeout: 3) { snapshot.read() == nil }, "fix withdrawn when gpsd goes away")

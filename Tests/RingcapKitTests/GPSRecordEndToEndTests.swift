@@ -96,7 +96,7 @@ import Testing
         let port = freeLoopbackPort()
         let gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port)
         defer { gpsfake.stop() }
-        #expect(try await waitUntil(timeout: 5) { isListening(port) })
+        #expect(try await waitUntil(timeout: 30) { isListening(port) })
 
         let out = URL(fileURLWithPath: dir.path + "/out"), stats = dir.path + "/stats.json"
         let result = try runRingcap(["record", "--camera", "bow=test:320x240@10", "--duration", "4",
@@ -141,7 +141,7 @@ import Testing
         try track.write(to: dir.path + "/vessel.nmea")
         let port = freeLoopbackPort()
         var gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port)
-        #expect(try await waitUntil(timeout: 10) { isListening(port) })
+        #expect(try await waitUntil(timeout: 30) { isListening(port) })
 
         let out = dir.path + "/out", log = dir.path + "/stderr"
         let ringcap = try TestProcess(TestEnvironment.ringcapBinary.path,
