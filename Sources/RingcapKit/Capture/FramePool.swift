@@ -15,6 +15,7 @@ public struct FrameToken: BitwiseCopyable, Equatable, Sendable {
 
 /// What a pool slot's pixel buffer holds: nothing known (`kind` 0), a frame from a source that
 /// writes every pixel (`SlotContent.decoded`), or frame `frame` of a test pattern of some size.
+/// A plain value, kept per slot in the pool and touched only by the slot's holder.
 public struct SlotContent: BitwiseCopyable, Equatable {
     public var kind: UInt64 = 0
     public var frame: UInt64 = 0
