@@ -170,6 +170,6 @@ private func benchCapture(width: Int, height: Int, frames: Int, whenFull: WhenFu
                           spaceReady: Doorbell, logger: Logger) -> CaptureThread {
     let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
     let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: whenFull, frameLimit: frames)
-    return CaptureThread(settings: settings, counters: counters, pool: pool, pools: [pool], allCounters: [counters],
+    return CaptureThread(settings: settings, counters: counters, pool: pool, allCounters: [counters],
                          ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
 }

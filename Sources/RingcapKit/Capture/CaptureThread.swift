@@ -30,7 +30,6 @@ public final class CaptureThread: @unchecked Sendable {
     public let settings: CaptureSettings
     public let counters: CameraCounters
     let pool: FramePool
-    private let pools: [FramePool]        // every camera's pool, to return evicted slots
     private let allCounters: [CameraCounters]
     private let ring: DropOldestRing<FrameToken>
     private let framesReady: Doorbell     // rung after each push: writers sleep on it
@@ -51,13 +50,12 @@ public final class CaptureThread: @unchecked Sendable {
     private var stallNs: UInt64 = 0
     private var lastFrameNs: UInt64 = 0
 
-    init(settings: CaptureSettings, counters: CameraCounters, pool: FramePool, pools: [FramePool],
+    init(settings: CaptureSettings, counters: CameraCounters, pool: FramePool,
          allCounters: [CameraCounters], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
          spaceReady: Doorbell, gps: GPSSnapshot?, logger: Logger) {
         self.settings = settings
         self.counters = counters
         self.pool = pool
-        self.pools = pools
         self.allCounters = allCounters
         self.ring = ring
         self.framesReady = framesReady
@@ -142,19 +140,15 @@ public final class CaptureThread: @unchecked Sendable {
             switch outcome {
             case .stopped:
                 break
+            case .failed(let reason) where isFile:
+                logger.error("the file failed after frame \(seq): \(reason); recorded what decoded")
+                fallthrough
             case .finished:
                 reportEndOfFile()
                 counters.finished.store(true, ordering: .relaxed)
                 setState(.finished)
                 return
             case .failed(let reason):
-                if isFile {
-                    logger.error("the file failed after frame \(seq): \(reason); recorded what decoded")
-                    reportEndOfFile()
-                    counters.finished.store(true, ordering: .relaxed)
-                    setState(.finished)
-                    return
-                }
                 logger.warning("camera failed: \(reason); reconnecting")
                 downSinceNs = Clock.monotonicNs()
                 // A minute of good frames resets the backoff.
@@ -265,7 +259,6 @@ public final class CaptureThread: @unchecked Sendable {
                 return outcome
             }
             counters.captured.add(1, ordering: .relaxed)
-            counters.lastFrameNs.store(monotonic, ordering: .relaxed)
             seq += 1
             hand(FrameToken(camera: settings.index, slot: slot))
         }
@@ -334,7 +327,7 @@ public final class CaptureThread: @unchecked Sendable {
         switch settings.whenFull {
         case .dropOldest:
             if let evicted = ring.push(token) {
-                pools[Int(evicted.camera)].release(evicted.slot)
+                pool.release(evicted.slot)  // one pool serves every camera
                 allCounters[Int(evicted.camera)].dropped.add(1, ordering: .relaxed)
             }
         case .wait:

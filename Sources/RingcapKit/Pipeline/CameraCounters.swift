@@ -22,9 +22,6 @@ public final class CameraCounters: Sendable {
     public let state = Atomic<Int>(CameraState.connecting.rawValue)
     /// Frames a file's container announced at open (0: unknown or live).
     public let announcedFrames = Atomic<Int>(0)
-    /// Monotonic ns of the last frame captured (0: none yet): lets the progress line tell a
-    /// camera that streams from one that stalls.
-    public let lastFrameNs = Atomic<UInt64>(0)
     /// Set once the source has ended (files) or the camera reached `--frames`.
     public let finished = Atomic<Bool>(false)
 

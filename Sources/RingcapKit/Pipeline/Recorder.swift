@@ -62,9 +62,8 @@ public final class Recorder {
         // for a free slot. Shared, so that memory is bounded by the ring and not by the ring
         // times the cameras: with a pool per camera, each camera's pool would in time touch as
         // many buffers as the ring once held of its frames, and resident memory would creep up
-        // towards cameras × ring under overload. `pools[i]` is this one pool for every camera.
+        // towards cameras × ring under overload.
         let pool = FramePool(slotCount: ring.capacity + config.writers + config.cameras.count + 1)
-        let pools = config.cameras.map { _ in pool }
         let counters = config.cameras.map { _ in CameraCounters() }
         let framesReady = Doorbell()
         let spaceReady = Doorbell()
@@ -82,7 +81,7 @@ public final class Recorder {
             head.append(",\"source\":")
             head.append(jsonString: spec.source.description)
             head.append(",")
-            return WriterCamera(pool: pools[i], counters: counters[i], sidecarHead: Array(head.bytes),
+            return WriterCamera(pool: pool, counters: counters[i], sidecarHead: Array(head.bytes),
                                 folder: Array((outPrefix + spec.name + "/").utf8), name: spec.name)
         }
         let writerGPS = WriterGPS(maxAgeNs: UInt64(config.gpsMaxAgeSeconds * 1e9), source: GPSSourceJSON(config.gps.description))
@@ -101,7 +100,7 @@ public final class Recorder {
             var settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size, minIntervalNs: interval,
                                            whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
             settings.timeouts = config.captureTimeouts
-            return CaptureThread(settings: settings, counters: counters[i], pool: pools[i], pools: pools,
+            return CaptureThread(settings: settings, counters: counters[i], pool: pool,
                                  allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  gps: gps, logger: logger)
         }
@@ -162,7 +161,7 @@ public final class Recorder {
             var abandoned = 0
             while let token = ring.pop() {
                 counters[Int(token.camera)].dropped.add(1, ordering: .relaxed)
-                pools[Int(token.camera)].release(token.slot)
+                pool.release(token.slot)
                 abandoned += 1
             }
             for writer in writers where !writer.join(timeoutNs: 1_000_000_000) {
@@ -189,6 +188,7 @@ public final class Recorder {
             for writer in writers { merged.add(writer.latencyUs[i]) }
             allCameras.add(merged)
             let c = counters[i]
+            let announced = c.announcedFrames.load(ordering: .relaxed)
             func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 1000).rounded() / 1000 }
             cameraSummaries.append(.init(
                 name: spec.name, source: spec.source.description,
@@ -200,7 +200,7 @@ public final class Recorder {
                     p50: ms(merged.valueAtPercentile(50)), p90: ms(merged.valueAtPercentile(90)),
                     p99: ms(merged.valueAtPercentile(99)), p999: ms(merged.valueAtPercentile(99.9)),
                     max: ms(merged.max)),
-                announcedFrames: c.announcedFrames.load(ordering: .relaxed) > 0 ? c.announcedFrames.load(ordering: .relaxed) : nil,
+                announcedFrames: announced > 0 ? announced : nil,
                 stuck: stuckCameras.contains(spec.name)))
         }
         var summary = RecordingSummary(elapsedSeconds: elapsed, ringCapacity: ring.capacity, writers: config.writers,
