@@ -3,6 +3,7 @@
 // (`runCommand`, for programs that run to their end, is in Recording.swift.)
 
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -146,9 +147,21 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A port on 127.0.0.1 that is free now, for TCP (`SOCK_STREAM`) or UDP (`SOCK_DGRAM`).
-/// Each test asks for its own, so tests running in parallel never share one.
+/// Ports `freeLoopbackPort` has handed out in this test process.
+private let portsHandedOut = Mutex<Set<UInt16>>([])
+
+/// A port on 127.0.0.1 that is free now, for TCP (`SOCK_STREAM`) or UDP (`SOCK_DGRAM`), and
+/// that no other test of this process was given: the kernel may hand a port that was just
+/// closed to the next bind, and a server a test stopped for a while (gpsd killed, then
+/// restarted) must not find its port taken by another test's server.
 func freeLoopbackPort(udp: Bool = false) -> UInt16 {
+    while true {
+        let port = kernelFreeLoopbackPort(udp: udp)
+        if portsHandedOut.withLock({ $0.insert(port).inserted }) { return port }
+    }
+}
+
+private func kernelFreeLoopbackPort(udp: Bool) -> UInt16 {
     let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
     precondition(fd >= 0)
     defer { close(fd) }
