@@ -32,21 +32,14 @@ import Testing
         #expect(now &- fix.receivedMonotonicNs < 60_000_000_000, sourceLocation: sourceLocation)
     }
 
-    static func gpsfake(_ log: String, port: UInt16, once: Bool, secondsPerSentence: Double) throws -> TestProcess {
-        var args = ["-q", "-n", "-c", String(secondsPerSentence), "-P", String(port)]
-        if once { args.append("-1") }
-        args.append(log)
-        return try TestProcess("gpsfake", args)
-    }
-
     @Test func carFromGPSFakeMatchesTrack() async throws {
         let dir = try TemporaryDirectory()
         let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970) - 5, fixes: 40)
         try track.write(to: dir.path + "/car.nmea")
         let port = freeLoopbackPort()
-        let gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        let gpsfake = try GPSFake(dir.path + "/car.nmea", port: port, in: dir.path)
         defer { gpsfake.stop() }
-        #expect(try await waitUntil(timeout: 30) { isListening(port) })
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
 
         let log = LogRecorder()
         let snapshot = GPSSnapshot()
@@ -57,7 +50,7 @@ import Testing
         let fixes = try await sampler.wait(for: 12, timeout: 40)
         reader.stop()
         #expect(snapshot.read() == nil, "stop() withdraws the fix")
-        try #require(fixes.count >= 12, "only \(fixes.count) fixes")
+        try #require(fixes.count >= 12, "only \(fixes.count) fixes; \(log.messages.map(\.text)); \(gpsfake.logTail())")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(fixes.contains { $0.mode == 3 })
         #expect(log.count(containing: "positions from") == 1)
@@ -72,8 +65,9 @@ import Testing
         let track = NMEATrack.vessel(start: start, fixes: 120)  // two minutes before gpsfake loops
         try track.write(to: dir.path + "/vessel.nmea")
         let port = freeLoopbackPort()
-        let gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port, once: false, secondsPerSentence: 0.5)
+        let gpsfake = try GPSFake(dir.path + "/vessel.nmea", port: port, in: dir.path, secondsPerSentence: 0.5)
         defer { gpsfake.stop() }
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
 
         let log = LogRecorder()
         let snapshot = GPSSnapshot()
@@ -82,7 +76,7 @@ import Testing
         reader.start()
         defer { reader.stop() }
         let fixes = try await sampler.wait(for: 4, timeout: 40)
-        try #require(fixes.count >= 4)
+        try #require(fixes.count >= 4, "only \(fixes.count) fixes; \(log.messages.map(\.text)); \(gpsfake.logTail())")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(fixes.allSatisfy { $0.latitude < 0 && $0.longitude < 0 })
         let offset = try #require(reader.clockOffsetMs)
@@ -98,16 +92,17 @@ import Testing
         let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970), fixes: 30)
         try track.write(to: dir.path + "/car.nmea")
         let port = freeLoopbackPort()
-        var gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
-        // gpsfake is Python: on a loaded machine it can take seconds to listen.
-        #expect(try await waitUntil(timeout: 30) { isListening(port) })
+        var gpsfake = try GPSFake(dir.path + "/car.nmea", port: port, in: dir.path)
+        // gpsfake is Python: on a loaded machine it can take seconds to serve.
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
 
         let log = LogRecorder()
         let snapshot = GPSSnapshot()
         let reader = try GPSReader(spec: .gpsd(host: "127.0.0.1", port: port), snapshot: snapshot, logger: log.logger())
         reader.start()
         defer { reader.stop() }
-        #expect(try await waitUntil(timeout: 60) { snapshot.read() != nil })
+        try #require(try await waitUntil(timeout: 30) { snapshot.read() != nil },
+                     "\(log.messages.map(\.text)); \(gpsfake.logTail())")
 
         gpsfake.stop()
         #expect(try await waitUntil(timeout: 3) { snapshot.read() == nil }, "fix withdrawn when gpsd goes away")
@@ -115,11 +110,12 @@ import Testing
         try await Task.sleep(for: .seconds(1.5))
         #expect(snapshot.read() == nil)
 
-        gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        gpsfake = try GPSFake(dir.path + "/car.nmea", port: port, in: dir.path)
         defer { gpsfake.stop() }
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
         let sampler = FixSampler(snapshot)
         let fixes = try await sampler.wait(for: 3, timeout: 40)
-        try #require(fixes.count >= 3, "positions resume after gpsd comes back")
+        try #require(fixes.count >= 3, "positions resume after gpsd comes back; \(log.messages.map(\.text)); \(gpsfake.logTail())")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(log.count(containing: "lost gpsd") == 1, "said once per outage")
         #expect(log.count(containing: "positions from") == 2)
@@ -141,11 +137,12 @@ import Testing
         #expect(log.count(containing: "cannot reach gpsd") == 1)
         #expect(log.messages.first { $0.text.contains("cannot reach") }?.text.contains("recording goes on without positions") == true)
 
-        let gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port, once: false, secondsPerSentence: 0.1)
+        let gpsfake = try GPSFake(dir.path + "/vessel.nmea", port: port, in: dir.path)
         defer { gpsfake.stop() }
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
         let sampler = FixSampler(snapshot)
         let fixes = try await sampler.wait(for: 2, timeout: 40)
-        try #require(fixes.count >= 2)
+        try #require(fixes.count >= 2, "\(log.messages.map(\.text)); \(gpsfake.logTail())")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(log.count(containing: "cannot reach gpsd") == 1)
         #expect(log.count(containing: "positions from") == 1)

@@ -5,13 +5,6 @@ import Testing
 /// `ringcap record` with a test-pattern camera and positions from a real gpsd fed by gpsfake:
 /// the sidecars, the JPEGs' EXIF as exiftool reads it, and a gpsd that dies mid-recording.
 @Suite struct GPSRecordEndToEndTests {
-    /// gpsfake looping `log`, 0.1 s per sentence: a fix every 0.2 s, so a few seconds of
-    /// recording see many fixes. Looping, because on a loaded machine a test can be held back
-    /// for seconds and a log played once could be over before the recording starts.
-    static func gpsfake(_ log: String, port: UInt16) throws -> TestProcess {
-        try TestProcess("gpsfake", ["-q", "-n", "-c", "0.1", "-P", String(port), log])
-    }
-
     static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
     static func gps(_ frame: RecordedFrame) -> [String: Any]? { frame.sidecar["gps"] as? [String: Any] }
@@ -94,9 +87,11 @@ import Testing
         let track = NMEATrack.car(start: Int64(Date().timeIntervalSince1970) - 2, fixes: 80)
         try track.write(to: dir.path + "/car.nmea")
         let port = freeLoopbackPort()
-        let gpsfake = try Self.gpsfake(dir.path + "/car.nmea", port: port)
+        // gpsfake loops its log, 0.1 s per sentence: a fix every 0.2 s, so a few seconds of
+        // recording see many fixes, however long a loaded machine holds the test back.
+        let gpsfake = try GPSFake(dir.path + "/car.nmea", port: port, in: dir.path)
         defer { gpsfake.stop() }
-        #expect(try await waitUntil(timeout: 30) { isListening(port) })
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
 
         let out = URL(fileURLWithPath: dir.path + "/out"), stats = dir.path + "/stats.json"
         let result = try runRingcap(["record", "--camera", "bow=test:320x240@10", "--duration", "4",
@@ -140,8 +135,8 @@ import Testing
         let track = NMEATrack.vessel(start: Int64(Date().timeIntervalSince1970), fixes: 40)
         try track.write(to: dir.path + "/vessel.nmea")
         let port = freeLoopbackPort()
-        var gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port)
-        #expect(try await waitUntil(timeout: 30) { isListening(port) })
+        var gpsfake = try GPSFake(dir.path + "/vessel.nmea", port: port, in: dir.path)
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
 
         let out = dir.path + "/out", log = dir.path + "/stderr"
         let ringcap = try TestProcess(TestEnvironment.ringcapBinary.path,
@@ -149,15 +144,17 @@ import Testing
                                        "--gps", "gpsd://127.0.0.1:\(port)", "--gps-max-age", "1", "--out", out],
                                       stderr: log)
         defer { ringcap.stop() }
-        try #require(try await waitUntil(timeout: 20) { Self.text(log).contains("positions from") }, "\(Self.text(log))")
+        try #require(try await waitUntil(timeout: 20) { Self.text(log).contains("positions from") },
+                     "\(Self.text(log)); \(gpsfake.logTail())")
         try await Task.sleep(for: .seconds(1.5))
         gpsfake.stop()
         try #require(try await waitUntil(timeout: 20) { Self.text(log).contains("lost gpsd") }, "\(Self.text(log))")
         try await Task.sleep(for: .seconds(2))
-        gpsfake = try Self.gpsfake(dir.path + "/vessel.nmea", port: port)
+        gpsfake = try GPSFake(dir.path + "/vessel.nmea", port: port, in: dir.path)
         defer { gpsfake.stop() }
+        try #require(try await gpsfake.waitServingFixes(timeout: 30), "\(gpsfake.logTail())")
         try #require(try await waitUntil(timeout: 30) { Self.text(log).components(separatedBy: "positions from").count - 1 >= 2 },
-                     "positions resume: \(Self.text(log))")
+                     "positions resume: \(Self.text(log)); \(gpsfake.logTail())")
         try await Task.sleep(for: .seconds(1.5))
         ringcap.signalGroup(SIGINT)
         #expect(try await waitUntil(timeout: 20) { !ringcap.isRunning })

@@ -85,8 +85,7 @@ final class TestProcess {
     }
 
     /// SIGTERM to the group, up to `grace` seconds, then SIGKILL; reaps the process.
-    /// gpsfake is Python: SIGTERM ends it without its cleanup, but its gpsd is in the same group
-    /// and gets the signal too, so nothing is left behind.
+    /// The whole group gets the signal, so what the program started (gpsfake's gpsd) stops too.
     func stop(grace: Double = 2) {
         guard !reaped else { return }
         kill(-pid, SIGTERM)
