@@ -129,7 +129,8 @@ final class FrameWriter: @unchecked Sendable {
                 // Producers finish before the writers are told to: once they are done and the
                 // ring is empty, nothing more will come.
                 if producersDone.isSet && ring.count == 0 { return }
-                _ = framesReady.wait(timeoutNs: 100_000_000) { ring.count > 0 || producersDone.isSet }
+                // The doorbell wakes us for every frame and at the end; the timeout is only a net.
+                _ = framesReady.wait(timeoutNs: 1_000_000_000) { ring.count > 0 || producersDone.isSet }
                 continue
             }
             spaceReady.ring()

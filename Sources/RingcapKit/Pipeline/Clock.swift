@@ -29,6 +29,13 @@ public enum Clock {
         var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
     }
+
+    /// Like `sleep(untilMonotonicNs:)`, but a signal handled on this thread ends the sleep
+    /// early (clock_nanosleep is never restarted after a handler, SA_RESTART or not).
+    public static func sleepUnlessSignalled(untilMonotonicNs deadlineNs: UInt64) {
+        var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
+        _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
+    }
 }
 
 /// Names the calling thread as `top` and `ps -L` show it (Linux keeps 15 bytes).
