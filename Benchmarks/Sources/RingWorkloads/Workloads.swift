@@ -20,30 +20,53 @@ public enum PushMode: String, CaseIterable, Sendable {
   case waiting
 }
 
-/// Lets another thread have the core after a run of failed attempts. With
-/// more spinning threads than cores (2P2C on two cores) a thread that spins
-/// waits for a thread that is not running, so it yields soon; otherwise it
-/// spins long before yielding, because a yield is a system call that costs
-/// more than the round trip being measured.
+/// Lets another thread have the core after spinning for a while in vain.
+/// With more spinning threads than cores (2P2C on two cores) a thread that
+/// spins waits for a thread that is not running, so it yields soon (after
+/// 1 µs); otherwise it spins long (50 µs) before yielding, because a yield
+/// is a system call that costs more than the round trip being measured.
+///
+/// The budget is time, not a count of attempts, so that every queue gets the
+/// same: counted attempts would yield sooner for the queue whose failed
+/// attempt is cheaper (an inlined Swift call against an out-of-line C++ one)
+/// and make it pay more context switches for being faster. The clock is read
+/// every 16 failures.
 @usableFromInline
 struct Backoff {
   @usableFromInline var failures = 0
-  @usableFromInline let yieldMask: Int
+  @usableFromInline var spinningSince: UInt64 = 0
+  @usableFromInline let budgetNs: UInt64
 
   @inlinable init(threads: Int) {
-    yieldMask = threads > Backoff.cores ? 63 : 4095
+    budgetNs = threads > Backoff.cores ? 1_000 : 50_000
   }
 
   @usableFromInline static let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-  @inlinable @inline(__always)
-  mutating func failed() {
-    failures &+= 1
-    if failures & yieldMask == 0 { sched_yield() }
+  @usableFromInline static func nowNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
   }
 
   @inlinable @inline(__always)
-  mutating func succeeded() { failures = 0 }
+  mutating func failed() {
+    failures &+= 1
+    guard failures & 15 == 0 else { return }
+    let now = Backoff.nowNs()
+    if spinningSince == 0 {
+      spinningSince = now
+    } else if now &- spinningSince >= budgetNs {
+      sched_yield()
+      spinningSince = Backoff.nowNs()
+    }
+  }
+
+  @inlinable @inline(__always)
+  mutating func succeeded() {
+    failures = 0
+    spinningSince = 0
+  }
 }
 
 /// What a consumer does with each element in eviction mode: a short chain
