@@ -126,12 +126,17 @@ int rc_image_probe(const char *_Nonnull path, int *_Nonnull width, int *_Nonnull
                    int x, int y, int w, int h, double *_Nonnull mean_bgr /* [3] */,
                    char *_Nonnull msg, size_t msg_len);
 
-/// Pins the calling thread to one CPU: the first its affinity mask allows, stored in `*cpu`.
-/// Why: the benchmark's machine limit is a single-core rate, and FFmpeg's decoder starts worker
-/// threads of its own at open; threads inherit the mask of the thread that creates them, so a
-/// capture opened after this call decodes on that one CPU however many threads it starts.
+/// Pins the calling thread to CPU `cpu` alone.
+/// Why: the benchmark's machine limit is made of single-core rates, and FFmpeg's decoder starts
+/// worker threads of its own at open; threads inherit the mask of the thread that creates them, so
+/// a capture opened after this call decodes on that one CPU however many threads it starts.
 /// Returns RC_OK or RC_FAIL (errno's text in `msg`).
-int rc_thread_pin_to_one_cpu(int *_Nonnull cpu, char *_Nonnull msg, size_t msg_len);
+int rc_thread_pin_to_cpu(int cpu, char *_Nonnull msg, size_t msg_len);
+
+/// The CPUs this process may run on (its affinity mask), in increasing order: writes at most
+/// `max` of them to `cpus` and returns how many there are (at least 1: CPU 0 when the mask
+/// cannot be read).
+int rc_usable_cpu_list(int *_Nonnull cpus, int max);
 
 /// Returns memory the process freed to the system (glibc's malloc_trim), so that the bench's next
 /// recording starts from what it really holds; Swift's Glibc module does not export malloc.h.

@@ -181,13 +181,15 @@ public struct BenchReport: Codable, Sendable {
         var text = ""
         let label = cameras > 1 && scenario == "scale" ? "\(scenario) (\(cameras) cameras)" : scenario
         if let limit = details.limit {
-            var line = "\(label): limit \(String(format: "%.1f", limit.fps)) fps = \(limit.cores) core(s) / ("
-            line += String(format: "encode %.2f ms", 1000 / limit.encodeFPS)
-            if let decode = limit.decodeFPS { line += String(format: " + decode %.2f ms", 1000 / decode) }
-            line += String(format: ") per frame on one core; the encoder did %.0f frames/s of wall clock, %.0f per second of its own CPU time",
-                           limit.encodeFPS, limit.encodeCPUFPS)
-            if limit.encodeCPUFPS > limit.encodeFPS * 1.1 { line += " (the core was shared with other work)" }
-            text += line + "\n"
+            // "limit 970.5 fps = cpu0 (encode 2.06 ms) + cpu1 (encode 2.10 ms), one frame after another on each"
+            let parts = limit.perCore.map { core -> String in
+                var part = "cpu\(core.cpu) (" + String(format: "encode %.2f ms", 1000 / core.encodeFPS)
+                if let decode = core.decodeFPS { part += String(format: " + decode %.2f ms", 1000 / decode) }
+                if core.encodeCPUFPS > core.encodeFPS * 1.1 { part += ", shared with other work" }
+                return part + ")"
+            }
+            text += "\(label): limit \(String(format: "%.1f", limit.fps)) fps = " + parts.joined(separator: " + ")
+                + ": each core doing one frame after another\n"
         }
         text += "\(label): \(details.captured) captured, \(details.written) written, \(dropped) dropped, \(failed) failed; \(details.writers) writer(s), ring \(details.ringCapacity)\n"
         if scenario == BenchScenario.saturate.rawValue {

@@ -10,56 +10,93 @@ public enum LimitFrames: Sendable {
 }
 
 /// What this machine can do at most on a scenario's frames: the work no recorder can avoid
-/// (decoding a compressed source, encoding the JPEG) at the rate one core does it, times the
-/// cores the process may use.
+/// (decoding a compressed source, encoding the JPEG) at the rate each usable core does it, summed
+/// over the cores the process may use.
 ///
-/// How it is measured: on a thread of its own pinned to one CPU (`sched_setaffinity`), for a
-/// fixed wall-clock time, on the frames the scenario records and at its JPEG quality, with the
-/// same `JPEGEncoder` the writers use. Decoding goes through the same `OpenCVCapture` (grab +
-/// retrieve into a buffer, as capture does), opened after the pin: FFmpeg's decoder threads
-/// inherit the pinned thread's mask, so however many it starts they share that one CPU and the
-/// rate is a single core's. Rates are wall-clock rates, like the recording's frames/s, so that a
-/// machine busy with other work lowers both; the encoder's rate on its thread's own CPU time is
-/// kept beside it to show how busy the CPU was (equal on an idle machine).
+/// How it is measured: on a thread of its own pinned to one CPU (`sched_setaffinity`), then to the
+/// next, for a fixed wall-clock time on each, on the frames the scenario records and at its JPEG
+/// quality, with the same `JPEGEncoder` the writers use. Decoding goes through the same
+/// `OpenCVCapture` (grab + retrieve into a buffer, as capture does), opened after the pin:
+/// FFmpeg's decoder threads inherit the pinned thread's mask, so however many it starts they share
+/// that one CPU and the rate is a single core's. Rates are wall-clock rates, like the recording's
+/// frames/s, so that a machine busy with other work lowers both; the encoder's rate on its
+/// thread's own CPU time is kept beside it to show how busy the CPU was (equal on an idle machine).
+///
+/// Why each core and not one core times the count: cores differ. Boards with big and little cores
+/// (RK3588: four Cortex-A76 and four A55) encode at very different rates on each kind, and on a
+/// shared virtual machine one virtual CPU can run slower than another for a while (a neighbour on
+/// its physical core); CPU 0 times the count is then the limit of a machine that is not there.
 ///
 /// A plain value.
 public struct MachineLimit: Sendable {
-    /// CPUs in the process's affinity mask.
-    public var cores: Int
-    /// JPEG encodes a second on one core (wall clock).
-    public var encodeFPS: Double
-    /// JPEG encodes per second of the measuring thread's own CPU time.
-    public var encodeCPUFPS: Double
-    /// Decodes (grab + retrieve to BGR) a second on one core, for file sources; nil otherwise.
-    public var decodeFPS: Double?
+    /// One usable CPU's rates.
+    public struct Core: Sendable {
+        /// The CPU's number.
+        public var cpu: Int
+        /// JPEG encodes a second on this core (wall clock).
+        public var encodeFPS: Double
+        /// JPEG encodes per second of the measuring thread's own CPU time.
+        public var encodeCPUFPS: Double
+        /// Decodes (grab + retrieve to BGR) a second on this core, for file sources; nil otherwise.
+        public var decodeFPS: Double?
 
-    /// Single-core cost of one frame, seconds: encode, plus decode for files.
-    public var secondsPerFrame: Double { 1 / encodeFPS + (decodeFPS.map { 1 / $0 } ?? 0) }
-
-    /// Frames a second the machine could record at best: `cores` cores each doing the
-    /// unavoidable work of one frame after another.
-    public var fps: Double { Double(cores) / secondsPerFrame }
-
-    /// Each rate at its best of two measurements (before and after a recording): a core that was
-    /// taken by another process during one of them is not the machine's limit.
-    public static func best(_ a: MachineLimit, _ b: MachineLimit) -> MachineLimit {
-        MachineLimit(cores: max(a.cores, b.cores), encodeFPS: max(a.encodeFPS, b.encodeFPS),
-                     encodeCPUFPS: max(a.encodeCPUFPS, b.encodeCPUFPS),
-                     decodeFPS: a.decodeFPS.flatMap { x in b.decodeFPS.map { max(x, $0) } ?? x })
+        /// This core's cost of one frame, seconds: encode, plus decode for files.
+        public var secondsPerFrame: Double { 1 / encodeFPS + (decodeFPS.map { 1 / $0 } ?? 0) }
+        /// Frames a second this core could record at best.
+        public var fps: Double { 1 / secondsPerFrame }
     }
 
-    /// Measures for about `seconds` (decoding and encoding get half each for files). Blocks the
-    /// caller; the work runs on a new pinned thread.
+    /// Every usable CPU, in increasing order.
+    public var perCore: [Core]
+
+    /// CPUs in the process's affinity mask.
+    public var cores: Int { perCore.count }
+
+    /// Frames a second the machine could record at best: every core doing the unavoidable work
+    /// of one frame after another.
+    public var fps: Double { perCore.reduce(0) { $0 + $1.fps } }
+
+    /// The cost of one frame on an average core, seconds (`cores / fps`).
+    public var secondsPerFrame: Double { Double(cores) / fps }
+
+    /// JPEG encodes a second on an average core (wall clock, and on the thread's CPU time).
+    public var encodeFPS: Double { perCore.reduce(0) { $0 + $1.encodeFPS } / Double(cores) }
+    public var encodeCPUFPS: Double { perCore.reduce(0) { $0 + $1.encodeCPUFPS } / Double(cores) }
+    /// Decodes a second on an average core, for file sources; nil otherwise.
+    public var decodeFPS: Double? {
+        let rates = perCore.compactMap(\.decodeFPS)
+        return rates.count == cores ? rates.reduce(0, +) / Double(cores) : nil
+    }
+
+    /// Each core's rates at their best of two measurements (before and after a recording): a
+    /// core that was taken by another process during one of them is not the machine's limit.
+    public static func best(_ a: MachineLimit, _ b: MachineLimit) -> MachineLimit {
+        guard a.perCore.map(\.cpu) == b.perCore.map(\.cpu) else { return a.fps >= b.fps ? a : b }
+        return MachineLimit(perCore: zip(a.perCore, b.perCore).map { x, y in
+            Core(cpu: x.cpu, encodeFPS: max(x.encodeFPS, y.encodeFPS), encodeCPUFPS: max(x.encodeCPUFPS, y.encodeCPUFPS),
+                 decodeFPS: x.decodeFPS.flatMap { d in y.decodeFPS.map { max(d, $0) } ?? d })
+        })
+    }
+
+    /// Measures each usable core for about `seconds` (decoding and encoding get half each for
+    /// files), one after the other. Blocks the caller; the work runs on a new thread, pinned to
+    /// each core in turn.
     public static func measure(_ frames: LimitFrames, quality: Int, seconds: Double) throws(CaptureError) -> MachineLimit {
-        let probe = LimitProbe(frames: frames, quality: quality, seconds: seconds)
-        let thread = Thread { probe.run() }
-        thread.name = "rc-limit"
-        thread.stackSize = 1 << 20
-        thread.start()
-        probe.done.wait()
-        if let error = probe.error { throw error }
-        return MachineLimit(cores: Int(rc_usable_cpus()), encodeFPS: probe.encodeFPS, encodeCPUFPS: probe.encodeCPUFPS,
-                            decodeFPS: probe.decodeFPS)
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = Int(rc_usable_cpu_list(&cpus, Int32(cpus.count)))
+        var perCore: [Core] = []
+        for cpu in cpus.prefix(min(count, cpus.count)) {
+            let probe = LimitProbe(frames: frames, quality: quality, seconds: seconds, cpu: Int(cpu))
+            let thread = Thread { probe.run() }
+            thread.name = "rc-limit"
+            thread.stackSize = 1 << 20
+            thread.start()
+            probe.done.wait()
+            if let error = probe.error { throw error }
+            perCore.append(Core(cpu: Int(cpu), encodeFPS: probe.encodeFPS, encodeCPUFPS: probe.encodeCPUFPS,
+                                decodeFPS: probe.decodeFPS))
+        }
+        return MachineLimit(perCore: perCore)
     }
 }
 
@@ -73,21 +110,22 @@ private final class LimitProbe: @unchecked Sendable {
     var encodeFPS = 0.0, encodeCPUFPS = 0.0
     var decodeFPS: Double?
     var error: CaptureError?
+    let cpu: Int
 
-    init(frames: LimitFrames, quality: Int, seconds: Double) {
+    init(frames: LimitFrames, quality: Int, seconds: Double, cpu: Int) {
         self.frames = frames
         self.quality = quality
         self.seconds = seconds
+        self.cpu = cpu
     }
 
     func run() {
         defer { done.signal() }
         setCurrentThreadName("rc-limit")
         blockTerminationSignals()
-        var cpu: Int32 = 0
         let message = MessageBuffer()
-        guard rc_thread_pin_to_one_cpu(&cpu, message.base, message.count) == RC_OK else {
-            error = CaptureError(source: "limit", reason: "cannot pin the measuring thread to one CPU: \(message.text)")
+        guard rc_thread_pin_to_cpu(Int32(cpu), message.base, message.count) == RC_OK else {
+            error = CaptureError(source: "limit", reason: "cannot pin the measuring thread to CPU \(cpu): \(message.text)")
             return
         }
         do {
