@@ -87,10 +87,7 @@ public struct MachineLimit: Sendable {
         var perCore: [Core] = []
         for cpu in cpus.prefix(min(count, cpus.count)) {
             let probe = LimitProbe(frames: frames, quality: quality, seconds: seconds, cpu: Int(cpu))
-            let thread = Thread { probe.run() }
-            thread.name = "rc-limit"
-            thread.stackSize = 1 << 20
-            thread.start()
+            startWorkerThread("rc-limit", done: probe.done) { probe.run() }
             probe.done.wait()
             if let error = probe.error { throw error }
             perCore.append(Core(cpu: Int(cpu), encodeFPS: probe.encodeFPS, encodeCPUFPS: probe.encodeCPUFPS,
@@ -120,9 +117,6 @@ private final class LimitProbe: @unchecked Sendable {
     }
 
     func run() {
-        defer { done.signal() }
-        setCurrentThreadName("rc-limit")
-        blockTerminationSignals()
         let message = MessageBuffer()
         guard rc_thread_pin_to_cpu(Int32(cpu), message.base, message.count) == RC_OK else {
             error = CaptureError(source: "limit", reason: "cannot pin the measuring thread to CPU \(cpu): \(message.text)")

@@ -105,15 +105,7 @@ final class FrameWriter: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            setCurrentThreadName("rc-wr-\(index)")
-            blockTerminationSignals()
-            run()
-            done.signal()
-        }
-        thread.name = "rc-wr-\(index)"
-        thread.stackSize = 1 << 20
-        thread.start()
+        startWorkerThread("rc-wr-\(index)", done: done) { [self] in run() }
     }
 
     func join(timeoutNs: UInt64) -> Bool {

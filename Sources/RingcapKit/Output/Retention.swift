@@ -223,15 +223,7 @@ final class RetentionThread: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            setCurrentThreadName("rc-ret")
-            blockTerminationSignals()
-            run()
-            done.signal()
-        }
-        thread.name = "rc-ret"
-        thread.stackSize = 1 << 20
-        thread.start()
+        startWorkerThread("rc-ret", done: done) { [self] in run() }
     }
 
     /// Asks for a last pass and the end. Call after the writers are done: the last pass may then

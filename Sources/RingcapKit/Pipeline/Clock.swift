@@ -45,6 +45,21 @@ public func setCurrentThreadName(_ name: String) {
     Thread.current.name = String(name.prefix(15))
 }
 
+/// Runs `body` on a new thread named `name` (1 MiB of stack) with SIGINT and SIGTERM blocked,
+/// and signals `done` when it returns: the recorder's own threads (writers, retention, the
+/// bench's limit probe) start this way and are joined by waiting on `done`.
+func startWorkerThread(_ name: String, done: DispatchSemaphore, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread {
+        setCurrentThreadName(name)
+        blockTerminationSignals()
+        body()
+        done.signal()
+    }
+    thread.name = name
+    thread.stackSize = 1 << 20
+    thread.start()
+}
+
 /// Blocks SIGINT and SIGTERM on the calling thread, so that only the main thread takes them:
 /// workers must never be interrupted in the middle of a frame by a handler.
 public func blockTerminationSignals() {
