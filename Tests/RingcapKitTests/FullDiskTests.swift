@@ -83,13 +83,11 @@ struct FullDiskTests {
         let out = disk.path + "/out"
         let dir = try TestEnvironment.scratch("fulldisk")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let stats = dir.appendingPathComponent("stats.json").path
-        let log = dir.appendingPathComponent("stderr").path
-        let ringcap = try TestProcess(TestEnvironment.ringcapBinary.path,
-                                      ["record", "--camera", "test:320x240@30", "--out", out, "--keep-free", "0",
-                                       "--writers", "2", "--duration", "60", "--stats-json", stats], stderr: log)
+        let recording = try LiveRecording(["--camera", "test:320x240@30", "--keep-free", "0", "--writers", "2",
+                                           "--duration", "60"], in: dir, out: URL(fileURLWithPath: out))
+        let ringcap = recording.process, stats = recording.stats.path
         defer { ringcap.stop() }
-        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func logText() -> String { recording.stderr }
         func jsonCount() -> Int { filesUnder(out).keys.filter { $0.hasSuffix(".json") }.count }
 
         let full = try await waitUntil(timeout: 20) { logText().contains("No space left on device") }
@@ -160,13 +158,11 @@ struct FullDiskTests {
 
         let dir = try TestEnvironment.scratch("inodes")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let stats = dir.appendingPathComponent("stats.json").path
-        let log = dir.appendingPathComponent("stderr").path
-        let ringcap = try TestProcess(TestEnvironment.ringcapBinary.path,
-                                      ["record", "--camera", "test:320x240@30", "--out", out, "--keep-free", "0",
-                                       "--writers", "1", "--duration", "60", "--stats-json", stats], stderr: log)
+        let recording = try LiveRecording(["--camera", "test:320x240@30", "--keep-free", "0", "--writers", "1",
+                                           "--duration", "60"], in: dir, out: URL(fileURLWithPath: out))
+        let ringcap = recording.process, stats = recording.stats.path
         defer { ringcap.stop() }
-        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func logText() -> String { recording.stderr }
         let sidecarsFail = try await waitUntil(timeout: 20) { logText().contains("writing sidecar") }
         try #require(sidecarsFail, "no sidecar failure within 20 s: \(logText())")
         // Long enough for many frames to go the same way. Had a JPEG been left behind, the
@@ -200,13 +196,11 @@ struct FullDiskTests {
         let out = dir.appendingPathComponent("out").path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try Data("in the way".utf8).write(to: URL(fileURLWithPath: out + "/cam0"))
-        let stats = dir.appendingPathComponent("stats.json").path
-        let log = dir.appendingPathComponent("stderr").path
-        let ringcap = try TestProcess(TestEnvironment.ringcapBinary.path,
-                                      ["record", "--camera", "test:320x240@30", "--out", out, "--writers", "2",
-                                       "--duration", "60", "--stats-json", stats], stderr: log)
+        let recording = try LiveRecording(["--camera", "test:320x240@30", "--writers", "2", "--duration", "60"],
+                                          in: dir, out: URL(fileURLWithPath: out))
+        let ringcap = recording.process, stats = recording.stats.path
         defer { ringcap.stop() }
-        func logText() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        func logText() -> String { recording.stderr }
         let failing = try await waitUntil(timeout: 20) { logText().contains("creating folder") }
         try #require(failing, "no folder failure within 20 s: \(logText())")
         try await Task.sleep(for: .seconds(1))

@@ -30,7 +30,7 @@ final class GPSFake {
     private let folder: String
     private let process: TestProcess
     /// Whether gpsfake skipped handing gpsd its device and `waitServingFixes` did it.
-    private(set) var handedOver = false
+    private var handedOver = false
 
     /// Starts gpsfake on 127.0.0.1:`port`, playing `log` at `secondsPerSentence`, looping it
     /// unless `once`. `folder` is the test's temporary folder.
@@ -49,8 +49,6 @@ final class GPSFake {
 
     /// Stops gpsfake and its gpsd (the whole process group), by PID.
     func stop() { process.stop() }
-
-    var isRunning: Bool { process.isRunning }
 
     /// Waits until gpsd serves fixes: something listens on the port, and a client of its own
     /// (one `?WATCH`) receives a TPV report with a 2D or 3D fix. Hands gpsd its device if
@@ -168,17 +166,9 @@ final class GPSDProbe {
     }
 
     private func connectAndWatch() {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard s >= 0 else { return }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        guard let s = connectLoopback(port) else { return }
         let watch = Array("?WATCH={\"enable\":true,\"json\":true};\n".utf8)
-        guard rc == 0, watch.withUnsafeBytes({ send(s, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == watch.count else {
+        guard watch.withUnsafeBytes({ send(s, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == watch.count else {
             close(s)
             return
         }

@@ -14,12 +14,13 @@ final class LiveRecording {
     let stderrPath: String
     let process: TestProcess
 
-    init(_ arguments: [String], in dir: URL) throws {
-        out = dir.appendingPathComponent("out")
+    /// Records into `out` (default: `dir/out`); the stats and ringcap's stderr go into `dir`.
+    init(_ arguments: [String], in dir: URL, out: URL? = nil) throws {
+        self.out = out ?? dir.appendingPathComponent("out")
         stats = dir.appendingPathComponent("stats.json")
         stderrPath = dir.appendingPathComponent("ringcap.stderr").path
         process = try TestProcess(TestEnvironment.ringcapBinary.path,
-                                  ["record", "--out", out.path, "--stats-json", stats.path, "--gps", "none"] + arguments,
+                                  ["record", "--out", self.out.path, "--stats-json", stats.path, "--gps", "none"] + arguments,
                                   stderr: stderrPath)
     }
 

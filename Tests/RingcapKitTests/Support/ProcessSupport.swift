@@ -177,18 +177,30 @@ private func kernelFreeLoopbackPort(udp: Bool) -> UInt16 {
     return UInt16(bigEndian: addr.sin_port)
 }
 
-/// True once something accepts TCP connections on 127.0.0.1:`port`.
-func isListening(_ port: UInt16) -> Bool {
+/// A TCP socket connected to 127.0.0.1:`port`, or nil when nothing accepts there. The caller
+/// closes it.
+func connectLoopback(_ port: UInt16) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
+    guard fd >= 0 else { return nil }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = port.bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &addr) {
+    let rc = withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    }
+    guard rc == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+/// True once something accepts TCP connections on 127.0.0.1:`port`.
+func isListening(_ port: UInt16) -> Bool {
+    guard let fd = connectLoopback(port) else { return false }
+    close(fd)
+    return true
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass. Sleeps without
