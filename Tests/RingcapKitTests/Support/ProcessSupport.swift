@@ -85,20 +85,37 @@ final class TestProcess {
     }
 
     /// SIGTERM to the group, up to `grace` seconds, then SIGKILL; reaps the process.
-    /// The whole group gets the signal, so what the program started (gpsfake's gpsd) stops too.
+    /// The whole group gets the signal, so what the program started (gpsfake's gpsd) stops too,
+    /// and `stop` returns once the group is empty (up to 5 s more): a straggler still dying
+    /// holds its port, and a server restarted on that port at once would fail to bind it.
     func stop(grace: Double = 2) {
         guard !reaped else { return }
         kill(-pid, SIGTERM)
         let deadline = Date(timeIntervalSinceNow: grace)
-        while Date() < deadline {
-            if !isRunning { kill(-pid, SIGKILL); return }  // stragglers in the group
-            usleep(10_000)
-        }
+        while Date() < deadline, isRunning { usleep(10_000) }
+        // While any member lives, the group id cannot go to another process: signalling it is safe.
         kill(-pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
-        reaped = true
-        exitStatus = Self.decode(status)
+        if !reaped {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            reaped = true
+            exitStatus = Self.decode(status)
+        }
+        let gone = Date(timeIntervalSinceNow: 5)
+        while groupHasLiveMembers(), Date() < gone { usleep(10_000) }
+    }
+
+    /// Whether a process of this group is still alive: not a zombie, which holds no sockets and
+    /// which, orphaned, only init reaps (a container's PID 1 may never do it). From /proc/*/stat:
+    /// "pid (comm) state ppid pgrp ...".
+    private func groupHasLiveMembers() -> Bool {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where entry.first?.isNumber == true {
+            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, fields[0] != "Z", Int32(fields[2]) == pid { return true }
+        }
+        return false
     }
 
     /// Waits for the process to exit by itself; nil on timeout.
