@@ -251,9 +251,10 @@ struct Bench: ParsableCommand {
             as possible, made on first use), latency (1 test camera 640x480@30), scale (1, 2, 4 and 8 \
             test cameras 640x480@30). Without --scenario, all of them in that order.
 
-            The limit is the machine's own: the rate at which each usable core, measured alone, \
-            encodes (and, for files, decodes) the very frames of the scenario at the same quality, \
-            just before and after the recording, summed over the cores. efficiency = written fps / \
+            The limit is the machine's own: the rate at which each usable core encodes (and, for \
+            files, decodes) the very frames of the scenario at the same quality, one frame after \
+            another, with every core at it at once, averaged over a measurement just before and one \
+            just after the recording, summed over the cores. efficiency = written fps / \
             limit fps.
 
             With --json, each recording prints one line of JSON (scale prints four, one per camera \

@@ -189,13 +189,17 @@ public struct BenchReport: Codable, Sendable {
                 return part + ")"
             }
             text += "\(label): limit \(String(format: "%.1f", limit.fps)) fps = " + parts.joined(separator: " + ")
-                + ": each core doing one frame after another\n"
+                + ": every core at once, each doing one frame after another (mean of before and after the recording)\n"
         }
         text += "\(label): \(details.captured) captured, \(details.written) written, \(dropped) dropped, \(failed) failed; \(details.writers) writer(s), ring \(details.ringCapacity)\n"
         if scenario == BenchScenario.saturate.rawValue {
             if let ages = details.ages {
                 let ok = ages.oldestWhileCapturingMs <= ringSpanAllowanceMs
-                text += String(format: "\(label): while capturing, %d frames written, the oldest %.1f ms after its grab; the ring spans %.1f ms (%d frames at %.1f fps offered), + %.1f ms for the frame's own encode and write: ",
+                let until = ages.warmUpMs.map { String(format: "until the ring first filled %.0f ms after the first grab", $0) }
+                    ?? "the ring never filled"
+                text += String(format: "\(label): warm-up, \(until): %d frames, the oldest %.1f ms after its grab (nothing dropped yet, the pool's buffers touched for the first time)\n",
+                               ages.warmUp, ages.oldestWarmUpMs)
+                text += String(format: "\(label): while capturing after that, %d frames written, the oldest %.1f ms after its grab; the ring spans %.1f ms (%d frames at %.1f fps offered), + %.1f ms for the frame's own encode and write: ",
                                ages.whileCapturing, ages.oldestWhileCapturingMs, details.ringSpanMs, details.ringCapacity,
                                offeredFPS, ringSpanAllowanceMs - details.ringSpanMs) + (ok ? "ok" : "OLDER THAN THE RING") + "\n"
                 text += String(format: "\(label): after capture stopped, the %d frames left in the ring were written, the last %.1f ms after its grab\n",

@@ -19,8 +19,9 @@ public struct BenchOptions: Sendable {
 
     public init() {}
 
-    /// How long the limit is measured before and after each recording: a tenth of it, 0.5 to 2 s.
-    var limitSeconds: Double { min(2, max(0.5, seconds * 0.1)) }
+    /// How long the limit is measured before and after each recording (every core at once): a
+    /// fifth of it, 1 to 3 s.
+    var limitSeconds: Double { min(3, max(1, seconds * 0.2)) }
 
     public func validate() throws(ConfigError) {
         guard seconds.isFinite && seconds > 0 && seconds <= 3600 else {
@@ -164,7 +165,7 @@ public final class BenchRunner {
             throw .capture(error)
         }
         let cpu = ProcessUsage.cpuSeconds() - cpuStart
-        let limit = MachineLimit.best(before, try measureLimit(frames))
+        let limit = MachineLimit.mean(before, try measureLimit(frames))
 
         let captured = summary.cameras.reduce(0) { $0 + $1.captured }
         let written = summary.totalWritten
@@ -192,7 +193,8 @@ public final class BenchRunner {
         report.details.written = written
         report.details.outDirectory = out
         if scanAges, let duration {
-            report.details.ages = FrameAges.scan(out, stopMonotonicNs: startNs + UInt64(duration * 1e9))
+            report.details.ages = FrameAges.scan(out, stopMonotonicNs: startNs + UInt64(duration * 1e9),
+                                                   ringCapacity: summary.ringCapacity)
         }
         onReport?(report)
         return report

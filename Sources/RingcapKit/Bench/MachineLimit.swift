@@ -13,9 +13,13 @@ public enum LimitFrames: Sendable {
 /// (decoding a compressed source, encoding the JPEG) at the rate each usable core does it, summed
 /// over the cores the process may use.
 ///
-/// How it is measured: on a thread of its own pinned to one CPU (`sched_setaffinity`), then to the
-/// next, for a fixed wall-clock time on each, on the frames the scenario records and at its JPEG
-/// quality, with the same `JPEGEncoder` the writers use. Decoding goes through the same
+/// How it is measured: one thread per usable CPU, each pinned to its CPU (`sched_setaffinity`), all
+/// at once (each step starts when every thread is ready), for a fixed wall-clock time, on the
+/// frames the scenario records and at its JPEG quality, with the same `JPEGEncoder` the writers
+/// use. All at once because that is how a saturated recording uses the machine: what cores share
+/// (two virtual CPUs on one physical core, caches, memory bandwidth, a power budget that lowers
+/// the clock when every core is busy) costs them in the recording, and so in the limit. Each core
+/// still does one frame after another on its own: its rate is a single core's. Decoding goes through the same
 /// `OpenCVCapture` (grab + retrieve into a buffer, as capture does), opened after the pin:
 /// FFmpeg's decoder threads inherit the pinned thread's mask, so however many it starts they share
 /// that one CPU and the rate is a single core's. Rates are wall-clock rates, like the recording's
@@ -39,6 +43,20 @@ public struct MachineLimit: Sendable {
         public var encodeCPUFPS: Double
         /// Decodes (grab + retrieve to BGR) a second on this core, for file sources; nil otherwise.
         public var decodeFPS: Double?
+        /// When this core's encode measurement started and ended (monotonic ns): with every core
+        /// measured together, these overlap.
+        public var encodeFromNs: UInt64 = 0
+        public var encodeToNs: UInt64 = 0
+
+        public init(cpu: Int, encodeFPS: Double, encodeCPUFPS: Double, decodeFPS: Double?,
+                    encodeFromNs: UInt64 = 0, encodeToNs: UInt64 = 0) {
+            self.cpu = cpu
+            self.encodeFPS = encodeFPS
+            self.encodeCPUFPS = encodeCPUFPS
+            self.decodeFPS = decodeFPS
+            self.encodeFromNs = encodeFromNs
+            self.encodeToNs = encodeToNs
+        }
 
         /// This core's cost of one frame, seconds: encode, plus decode for files.
         public var secondsPerFrame: Double { 1 / encodeFPS + (decodeFPS.map { 1 / $0 } ?? 0) }
@@ -68,32 +86,70 @@ public struct MachineLimit: Sendable {
         return rates.count == cores ? rates.reduce(0, +) / Double(cores) : nil
     }
 
-    /// Each core's rates at their best of two measurements (before and after a recording): a
-    /// core that was taken by another process during one of them is not the machine's limit.
-    public static func best(_ a: MachineLimit, _ b: MachineLimit) -> MachineLimit {
+    /// Each core's rates averaged over two measurements, one just before a recording and one just
+    /// after it: the best estimate of what the machine could do while it recorded, when the
+    /// machine's speed drifts (a shared host). (The better of the two would be biased upwards by
+    /// the measurements' own noise.)
+    public static func mean(_ a: MachineLimit, _ b: MachineLimit) -> MachineLimit {
         guard a.perCore.map(\.cpu) == b.perCore.map(\.cpu) else { return a.fps >= b.fps ? a : b }
+        func avg(_ x: Double, _ y: Double) -> Double { (x + y) / 2 }
         return MachineLimit(perCore: zip(a.perCore, b.perCore).map { x, y in
-            Core(cpu: x.cpu, encodeFPS: max(x.encodeFPS, y.encodeFPS), encodeCPUFPS: max(x.encodeCPUFPS, y.encodeCPUFPS),
-                 decodeFPS: x.decodeFPS.flatMap { d in y.decodeFPS.map { max(d, $0) } ?? d })
+            Core(cpu: x.cpu, encodeFPS: avg(x.encodeFPS, y.encodeFPS), encodeCPUFPS: avg(x.encodeCPUFPS, y.encodeCPUFPS),
+                 decodeFPS: x.decodeFPS.flatMap { d in y.decodeFPS.map { avg(d, $0) } ?? d },
+                 encodeFromNs: min(x.encodeFromNs, y.encodeFromNs), encodeToNs: max(x.encodeToNs, y.encodeToNs))
         })
     }
 
     /// Measures each usable core for about `seconds` (decoding and encoding get half each for
-    /// files), one after the other. Blocks the caller; the work runs on a new thread, pinned to
-    /// each core in turn.
-    public static func measure(_ frames: LimitFrames, quality: Int, seconds: Double) throws(CaptureError) -> MachineLimit {
+    /// files). Blocks the caller; the work runs on one new thread per core, each pinned to its
+    /// core. `together`: every core at once, each thread starting each step when all are ready (so
+    /// that what cores share, a physical core under two virtual ones, caches, memory, the power
+    /// budget, is shared as in a recording that keeps every core busy); otherwise one core after
+    /// the other, each alone.
+    public static func measure(_ frames: LimitFrames, quality: Int, seconds: Double,
+                               together: Bool = true) throws(CaptureError) -> MachineLimit {
         var cpus = [Int32](repeating: 0, count: 1024)
         let count = Int(rc_usable_cpu_list(&cpus, Int32(cpus.count)))
-        var perCore: [Core] = []
-        for cpu in cpus.prefix(min(count, cpus.count)) {
-            let probe = LimitProbe(frames: frames, quality: quality, seconds: seconds, cpu: Int(cpu))
+        let list = cpus.prefix(min(count, cpus.count)).map(Int.init)
+        let barrier = together ? StepBarrier(parties: list.count) : nil
+        let probes = list.map { LimitProbe(frames: frames, quality: quality, seconds: seconds, cpu: $0, barrier: barrier) }
+        for probe in probes {
             startWorkerThread("rc-limit", done: probe.done) { probe.run() }
-            probe.done.wait()
-            if let error = probe.error { throw error }
-            perCore.append(Core(cpu: Int(cpu), encodeFPS: probe.encodeFPS, encodeCPUFPS: probe.encodeCPUFPS,
-                                decodeFPS: probe.decodeFPS))
+            if !together { probe.done.wait() }
         }
-        return MachineLimit(perCore: perCore)
+        if together { probes.forEach { $0.done.wait() } }
+        if let error = probes.lazy.compactMap(\.error).first { throw error }
+        return MachineLimit(perCore: probes.map {
+            Core(cpu: $0.cpu, encodeFPS: $0.encodeFPS, encodeCPUFPS: $0.encodeCPUFPS, decodeFPS: $0.decodeFPS,
+                 encodeFromNs: $0.encodeFromNs, encodeToNs: $0.encodeToNs)
+        })
+    }
+}
+
+/// Lets the limit's threads start each step of the measurement at once: `arrive` returns when
+/// every party has arrived (or one gave up). Used a few times per measurement, never per frame.
+private final class StepBarrier: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let parties: Int
+    private var arrived = 0
+    private var generation = 0
+
+    init(parties: Int) { self.parties = parties }
+
+    /// Waits for the others. A party that fails calls `arrive` for every step it skips, so that
+    /// the others are not left waiting.
+    func arrive() {
+        condition.lock()
+        defer { condition.unlock() }
+        let mine = generation
+        arrived += 1
+        if arrived == parties {
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+            return
+        }
+        while generation == mine { condition.wait() }
     }
 }
 
@@ -105,18 +161,32 @@ private final class LimitProbe: @unchecked Sendable {
     let seconds: Double
     let done = DispatchSemaphore(value: 0)
     var encodeFPS = 0.0, encodeCPUFPS = 0.0
+    var encodeFromNs: UInt64 = 0, encodeToNs: UInt64 = 0
     var decodeFPS: Double?
     var error: CaptureError?
     let cpu: Int
+    private let barrier: StepBarrier?
+    /// Steps taken at the barrier so far (a probe that fails takes the rest at once).
+    private var steps = 0
 
-    init(frames: LimitFrames, quality: Int, seconds: Double, cpu: Int) {
+    init(frames: LimitFrames, quality: Int, seconds: Double, cpu: Int, barrier: StepBarrier?) {
         self.frames = frames
         self.quality = quality
         self.seconds = seconds
         self.cpu = cpu
+        self.barrier = barrier
+    }
+
+    /// Steps: ready (pinned, frames prepared), then for files the decode, then the encode.
+    private var stepCount: Int { frames.isFiles ? 2 : 1 }
+
+    private func step() {
+        barrier?.arrive()
+        steps += 1
     }
 
     func run() {
+        defer { while barrier != nil && steps < stepCount { step() } }
         let message = MessageBuffer()
         guard rc_thread_pin_to_cpu(Int32(cpu), message.base, message.count) == RC_OK else {
             error = CaptureError(source: "limit", reason: "cannot pin the measuring thread to CPU \(cpu): \(message.text)")
@@ -127,7 +197,9 @@ private final class LimitProbe: @unchecked Sendable {
             switch frames {
             case .pattern(let width, let height):
                 images = try FrameSet.pattern(width: width, height: height, count: 16)
+                step()
             case .files(let paths):
+                step()
                 let decodeSeconds = seconds / 2 / Double(paths.count)
                 var decoded: [FrameSet] = []
                 var rate = 0.0
@@ -138,6 +210,7 @@ private final class LimitProbe: @unchecked Sendable {
                 }
                 decodeFPS = rate / Double(paths.count)
                 images = FrameSet(joining: decoded)
+                step()
             }
             try encode(images, seconds: frames.isFiles ? seconds / 2 : seconds)
         } catch let failure {
@@ -163,7 +236,10 @@ private final class LimitProbe: @unchecked Sendable {
             if case .failure(let failure) = result { throw failure }
             count += 1
         } while Clock.monotonicNs() < end
-        let wall = Double(Clock.monotonicNs() - start) / 1e9
+        let stop = Clock.monotonicNs()
+        let wall = Double(stop - start) / 1e9
+        encodeFromNs = start
+        encodeToNs = stop
         encodeFPS = Double(count) / wall
         encodeCPUFPS = Double(count) / max(ProcessUsage.threadCPUSeconds() - cpuStart, 1e-9)
     }
