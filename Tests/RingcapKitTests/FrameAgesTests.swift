@@ -3,7 +3,8 @@ import Testing
 @testable import RingcapKit
 
 /// The bench's frame ages, read back from sidecars written by the writers' own formatter and from
-/// the files' modification times, are split into the warm-up (before the ring first filled),
+/// the files' modification times, are split into the warm-up (until the ring first filled, and
+/// at least a settling time),
 /// the frames written while capturing, and the drain after capture stopped.
 struct FrameAgesTests {
     /// A frame grabbed `grabAgoMs` before now and written `writtenAgoMs` before now, as a
@@ -50,14 +51,23 @@ struct FrameAgesTests {
         // Not a sidecar: ignored.
         try Data("x".utf8).write(to: minute.appendingPathComponent("s0.jpg"))
 
-        let ages = FrameAges.scan(dir.path, stopMonotonicNs: stop, ringCapacity: 8)
+        // No settling time: the warm-up ends when the ring first filled.
+        let ages = FrameAges.scan(dir.path, stopMonotonicNs: stop, ringCapacity: 8, settleNs: 0)
         #expect(ages.warmUp == 2)
         #expect(abs(try #require(ages.warmUpMs) - 50) < 0.01, "warm-up \(String(describing: ages.warmUpMs)) ms")
+        #expect(abs(try #require(ages.ringFilledMs) - 50) < 0.01)
         #expect(abs(ages.oldestWarmUpMs - 120) < 2, "oldest warm-up \(ages.oldestWarmUpMs) ms")
         #expect(ages.whileCapturing == 3)
         #expect(abs(ages.oldestWhileCapturingMs - 40) < 2, "oldest while capturing \(ages.oldestWhileCapturingMs) ms")
         #expect(ages.afterStop == 1)
         #expect(abs(ages.oldestAfterStopMs - 130) < 2, "oldest after stop \(ages.oldestAfterStopMs) ms")
+
+        // At least 300 ms of warm-up: the frame that filled the ring is still in it.
+        let settled = FrameAges.scan(dir.path, stopMonotonicNs: stop, ringCapacity: 8, settleNs: 300_000_000)
+        #expect(settled.warmUp == 3 && settled.whileCapturing == 2 && settled.afterStop == 1, "\(settled)")
+        #expect(abs(try #require(settled.warmUpMs) - 300) < 0.01)
+        #expect(abs(try #require(settled.ringFilledMs) - 50) < 0.01)
+        #expect(abs(settled.oldestWhileCapturingMs - 40) < 2)
     }
 
     /// A recording in which the ring never filled has no end of warm-up: every frame written
@@ -72,6 +82,6 @@ struct FrameAgesTests {
         }
         let ages = FrameAges.scan(dir.path, stopMonotonicNs: nowMono, ringCapacity: 8)
         #expect(ages.warmUp == 3 && ages.whileCapturing == 0 && ages.afterStop == 0, "\(ages)")
-        #expect(ages.warmUpMs == nil)
+        #expect(ages.warmUpMs == nil && ages.ringFilledMs == nil)
     }
 }

@@ -195,9 +195,10 @@ public struct BenchReport: Codable, Sendable {
         if scenario == BenchScenario.saturate.rawValue {
             if let ages = details.ages {
                 let ok = ages.oldestWhileCapturingMs <= ringSpanAllowanceMs
-                let until = ages.warmUpMs.map { String(format: "until the ring first filled %.0f ms after the first grab", $0) }
-                    ?? "the ring never filled"
-                text += String(format: "\(label): warm-up, \(until): %d frames, the oldest %.1f ms after its grab (nothing dropped yet, the pool's buffers touched for the first time)\n",
+                let until = ages.warmUpMs.map { end in
+                    String(format: "the first %.0f ms (the ring first filled after %.0f ms)", end, ages.ringFilledMs ?? 0)
+                } ?? "the ring never filled"
+                text += String(format: "\(label): warm-up, \(until): %d frames written, the oldest %.1f ms after its grab\n",
                                ages.warmUp, ages.oldestWarmUpMs)
                 text += String(format: "\(label): while capturing after that, %d frames written, the oldest %.1f ms after its grab; the ring spans %.1f ms (%d frames at %.1f fps offered), + %.1f ms for the frame's own encode and write: ",
                                ages.whileCapturing, ages.oldestWhileCapturingMs, details.ringSpanMs, details.ringCapacity,

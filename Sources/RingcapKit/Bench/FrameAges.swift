@@ -4,8 +4,10 @@ import Foundation
 /// a sidecar's `monotonic_ns` is its frame's grab, and its modification time is when it was
 /// written (the kernel's coarse clock: a few ms). Frames are counted in three parts:
 /// - the warm-up: frames grabbed before the ring first filled (before the first frame whose
-///   sidecar shows a full ring or a drop). Nothing is dropped yet, so nothing newer can replace
-///   them, and the pool's buffers are still being allocated and touched for the first time;
+///   sidecar shows a full ring or a drop), and at least in the first second. Until the ring fills
+///   nothing is dropped, so nothing newer can replace a frame, and the pool's buffers are still
+///   being allocated and touched for the first time; for a while after it, the writers are still
+///   working off the frames that filled it;
 /// - frames written while capturing, after the warm-up: the ring's promise (the newest win) is
 ///   about these;
 /// - frames written after capture stopped (the ring's content, drained): old because nothing
@@ -16,11 +18,12 @@ public struct FrameAges: Sendable {
     /// Frames written while the cameras were capturing, after the warm-up, and the oldest, ms.
     public var whileCapturing = 0
     public var oldestWhileCapturingMs = 0.0
-    /// Frames grabbed before the ring first filled, the oldest of them, and how long after the
-    /// first grab the ring filled (nil: it never did), ms.
+    /// Frames grabbed during the warm-up and the oldest of them; how long after the first grab
+    /// the warm-up ended and the ring first filled (nil: the ring never filled), ms.
     public var warmUp = 0
     public var oldestWarmUpMs = 0.0
     public var warmUpMs: Double?
+    public var ringFilledMs: Double?
     /// Frames written after capture stopped (the drain), and the oldest of them, ms.
     public var afterStop = 0
     public var oldestAfterStopMs = 0.0
@@ -31,8 +34,9 @@ public struct FrameAges: Sendable {
     }
 
     /// Scans every sidecar under `folder`; `stopMonotonicNs` is when capture was told to stop,
-    /// `ringCapacity` the ring's size.
-    public static func scan(_ folder: String, stopMonotonicNs: UInt64, ringCapacity: Int) -> FrameAges {
+    /// `ringCapacity` the ring's size, `settleNs` the shortest warm-up (from the first grab).
+    public static func scan(_ folder: String, stopMonotonicNs: UInt64, ringCapacity: Int,
+                            settleNs: UInt64 = 1_000_000_000) -> FrameAges {
         var ages = FrameAges()
         // The monotonic clock's offset from the wall clock, to put modification times on it.
         let offsetNs = Clock.wallNs() - Int64(Clock.monotonicNs())
@@ -52,12 +56,16 @@ public struct FrameAges: Sendable {
         }
         guard let firstGrab = frames.lazy.map(\.grabNs).min() else { return ages }
         let filled = frames.lazy.filter { $0.depth >= ringCapacity || $0.dropped > 0 }.map(\.grabNs).min() ?? Int64.max
-        ages.warmUpMs = filled == Int64.max ? nil : Double(filled - firstGrab) / 1e6
+        ages.ringFilledMs = filled == Int64.max ? nil : Double(filled - firstGrab) / 1e6
+        // The warm-up lasts until the ring first filled, and at least `settleNs`: just after the
+        // first fill the writers are still catching up with the frames that filled it.
+        let warmUpEnd = filled == Int64.max ? Int64.max : max(filled, firstGrab + Int64(settleNs))
+        ages.warmUpMs = warmUpEnd == Int64.max ? nil : Double(warmUpEnd - firstGrab) / 1e6
         for frame in frames {
             if frame.writtenNs > Int64(stopMonotonicNs) {
                 ages.afterStop += 1
                 ages.oldestAfterStopMs = max(ages.oldestAfterStopMs, frame.ageMs)
-            } else if frame.grabNs < filled {
+            } else if frame.grabNs < warmUpEnd {
                 ages.warmUp += 1
                 ages.oldestWarmUpMs = max(ages.oldestWarmUpMs, frame.ageMs)
             } else {
