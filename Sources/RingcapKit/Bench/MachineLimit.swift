@@ -19,12 +19,13 @@ public enum LimitFrames: Sendable {
 /// use. All at once because that is how a saturated recording uses the machine: what cores share
 /// (two virtual CPUs on one physical core, caches, memory bandwidth, a power budget that lowers
 /// the clock when every core is busy) costs them in the recording, and so in the limit. Each core
-/// still does one frame after another on its own: its rate is a single core's. Decoding goes through the same
-/// `OpenCVCapture` (grab + retrieve into a buffer, as capture does), opened after the pin:
-/// FFmpeg's decoder threads inherit the pinned thread's mask, so however many it starts they share
-/// that one CPU and the rate is a single core's. Rates are wall-clock rates, like the recording's
-/// frames/s, so that a machine busy with other work lowers both; the encoder's rate on its
-/// thread's own CPU time is kept beside it to show how busy the CPU was (equal on an idle machine).
+/// still does one frame after another on its own: its rate is a single core's. Decoding goes
+/// through the same `OpenCVCapture` (grab + retrieve into a buffer, as capture does), opened after
+/// the pin: FFmpeg's decoder threads inherit the pinned thread's mask, so however many it starts
+/// they share that one CPU and the rate is a single core's. Rates are wall-clock rates, like the
+/// recording's frames/s, so that a machine busy with other work lowers both; the encoder's rate on
+/// its thread's own CPU time is kept beside it to show how busy the CPU was (equal on an idle
+/// machine).
 ///
 /// Why each core and not one core times the count: cores differ. Boards with big and little cores
 /// (RK3588: four Cortex-A76 and four A55) encode at very different rates on each kind, and on a
@@ -177,7 +178,8 @@ private final class LimitProbe: @unchecked Sendable {
         self.barrier = barrier
     }
 
-    /// Steps: ready (pinned, frames prepared), then for files the decode, then the encode.
+    /// Steps taken together: for the test pattern one, before the encode (pinned, frames rendered);
+    /// for files two, before the decode (pinned) and before the encode.
     private var stepCount: Int { frames.isFiles ? 2 : 1 }
 
     private func step() {
