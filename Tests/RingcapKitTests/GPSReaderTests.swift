@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import RingcapKit
 
@@ -189,6 +190,39 @@ import Testing
         #expect(Self.childGPSDs(reading: "udp://127.0.0.1:\(udpPort)").isEmpty, "the private gpsd is stopped")
     }
 
+    /// Another program holds 127.0.0.1 on the port the private gpsd is given. gpsd does not exit
+    /// then: it listens on [::1] alone. The reader must notice, start gpsd on another port and
+    /// get positions, not sit connected to the other program.
+    @Test func privateGPSDMovesOffAPortAnotherProgramHolds() async throws {
+        let taken = try LoopbackListener()
+        let handedOut = Mutex(0)
+        let udpPort = freeLoopbackPort(udp: true)
+        let track = NMEATrack.vessel(start: Int64(Date().timeIntervalSince1970), fixes: 200)
+        let log = LogRecorder()
+        let snapshot = GPSSnapshot()
+        let reader = try GPSReader(spec: try GPSSpec(parsing: "udp://127.0.0.1:\(udpPort)"), snapshot: snapshot,
+                                   logger: log.logger(), gpsdSearchDirectories: PrivateGPSD.searchDirectories,
+                                   privatePorts: {
+                                       // The held port first, free ones after.
+                                       handedOut.withLock { n in n += 1; return n == 1 ? taken.port : freeLoopbackPort() }
+                                   })
+        reader.start()
+        defer { reader.stop() }
+        let sender = UDPSender(port: udpPort)
+        var fixes: [GPSFix] = []
+        for i in 0..<track.fixes where fixes.count < 3 {
+            for line in track.sentences(fix: i).split(separator: "\n") { sender.send(String(line) + "\n") }
+            try await Task.sleep(for: .milliseconds(200))
+            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+        }
+        let messages = log.messages.map { "[\($0.level)] \($0.text)" }.joined(separator: "\n")
+        try #require(fixes.count >= 3, "only \(fixes.count) fixes; reader's log:\n\(messages)")
+        for fix in fixes { Self.expectOnTrack(fix, track) }
+        #expect(log.count(containing: "another program took 127.0.0.1:\(taken.port)") == 1, "\(messages)")
+        #expect(handedOut.withLock { $0 } >= 2)
+        #expect(log.count(containing: "exited; restarting") == 0, "a gpsd ringcap stopped itself is not reported as exited: \(messages)")
+    }
+
     /// A serial GPS, emulated by a pseudo-terminal pair from socat: the private gpsd reads one end,
     /// the test writes NMEA into the other.
     @Test func serialPortThroughPseudoTerminal() async throws {
@@ -207,17 +241,28 @@ import Testing
         let spec = try GPSSpec(parsing: device)
         #expect(spec == .device(path: device))
         let snapshot = GPSSnapshot()
-        let reader = try GPSReader(spec: spec, snapshot: snapshot, logger: LogRecorder().logger())
+        let log = LogRecorder()
+        let reader = try GPSReader(spec: spec, snapshot: snapshot, logger: log.logger())
         reader.start()
         defer { reader.stop() }
         var fixes: [GPSFix] = []
+        var writeFailures: [String] = []
         for i in 0..<track.fixes where fixes.count < 4 {
             let bytes = Array(track.sentences(fix: i).utf8)
-            _ = bytes.withUnsafeBytes { write(feed, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBytes { write(feed, $0.baseAddress, $0.count) }
+            if written != bytes.count, writeFailures.count < 3 {
+                writeFailures.append("fix \(i): wrote \(written) of \(bytes.count) bytes (\(String(cString: strerror(errno))))")
+            }
             try await Task.sleep(for: .milliseconds(200))
             if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
         }
-        try #require(fixes.count >= 4, "only \(fixes.count) fixes through the pty")
+        // On failure, say which part stopped: the pty pair (socat), the private gpsd, or the reader.
+        try #require(fixes.count >= 4, """
+            only \(fixes.count) fixes through the pty; socat running: \(socat.isRunning); \
+            private gpsds reading \(device): \(Self.childGPSDs(reading: device)); writes to the feed: \
+            \(writeFailures.isEmpty ? "all complete" : writeFailures.joined(separator: "; ")); reader's log:
+            \(log.messages.map { "[\($0.level)] \($0.text)" }.joined(separator: "\n"))
+            """)
         for fix in fixes { Self.expectOnTrack(fix, track) }
     }
 

@@ -38,6 +38,7 @@ public final class GPSReader: @unchecked Sendable {
     private let logger: Logger
     /// The gpsd binary, for specs that need a private gpsd.
     private let gpsdExecutable: String?
+    private let privatePorts: @Sendable () -> UInt16?
 
     /// Guards `stopping` and wakes the backoff sleep. Taken by the owner in `stop()` and by the
     /// GPS thread between reads, never on the capture path.
@@ -68,7 +69,10 @@ public final class GPSReader: @unchecked Sendable {
     }
 
     /// `gpsdSearchDirectories`: where to look for gpsd (tests use it to see a machine without).
-    init(spec: GPSSpec, snapshot: GPSSnapshot, logger: Logger, gpsdSearchDirectories: [String]) throws(GPSReaderError) {
+    /// `privatePorts`: where a private gpsd takes its ports from (tests hand in a taken one).
+    init(spec: GPSSpec, snapshot: GPSSnapshot, logger: Logger, gpsdSearchDirectories: [String],
+         privatePorts: @escaping @Sendable () -> UInt16? = PrivateGPSD.freeLoopbackPort) throws(GPSReaderError) {
+        self.privatePorts = privatePorts
         self.spec = spec
         self.snapshot = snapshot
         self.logger = logger
@@ -186,7 +190,7 @@ public final class GPSReader: @unchecked Sendable {
         case let .fixed(lat, lon, alt): runFixed(lat, lon, alt)
         case let .gpsd(host, port): runGPSD(host: host, port: port, child: nil)
         case .device, .udp, .tcp:
-            let child = PrivateGPSD(executable: gpsdExecutable!, source: spec.gpsdSource!)
+            let child = PrivateGPSD(executable: gpsdExecutable!, source: spec.gpsdSource!, portSource: privatePorts)
             runGPSD(host: "127.0.0.1", port: 0, child: child)
             child.stop()
         }
@@ -214,6 +218,7 @@ public final class GPSReader: @unchecked Sendable {
         // every restart) go to the debug level.
         var childQuiet = false
         var saidNoDevice = false
+        var portTaken = false  // the private gpsd was stopped because its port was taken
         var offsets = OffsetWindow()
 
         while !isStopping {
@@ -234,7 +239,7 @@ public final class GPSReader: @unchecked Sendable {
                 }
                 saidNoDevice = false
                 if !child.isRunning() {
-                    if childStarts > 0 {
+                    if childStarts > 0 && !portTaken {
                         if childQuiet {
                             logger.debug("GPS: the private gpsd for \(child.source) exited; restarting it")
                         } else {
@@ -251,6 +256,19 @@ public final class GPSReader: @unchecked Sendable {
                     childStarts += 1
                     childStartedNs = Clock.monotonicNs()
                     logger.debug("GPS: private gpsd (pid \(child.pid)) on 127.0.0.1:\(child.port) reading \(child.source)")
+                    // Connect only once the port is known to be this gpsd's (up to 3 s; after
+                    // that, or without /proc, the connect below finds out).
+                    var listener = PrivateGPSD.Listener.nobody
+                    while !isStopping, listener == .nobody, Clock.monotonicNs() &- childStartedNs < 3_000_000_000, child.isRunning() {
+                        listener = child.listener()
+                        if listener == .nobody, sleep(0.02) { break }
+                    }
+                    portTaken = listener == .someoneElse
+                    if portTaken {
+                        logger.info("GPS: another program took 127.0.0.1:\(child.port) before the private gpsd could; starting it on another port")
+                        child.stop()
+                        continue
+                    }
                 }
                 targetPort = child.port
             }

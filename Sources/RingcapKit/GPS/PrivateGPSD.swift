@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -43,9 +44,45 @@ final class PrivateGPSD {
         return nil
     }
 
-    init(executable: String, source: String) {
+    /// Where each start takes its port from: a free one by default (tests hand in a taken one).
+    let portSource: () -> UInt16?
+
+    init(executable: String, source: String, portSource: @escaping () -> UInt16? = PrivateGPSD.freeLoopbackPort) {
         self.executable = executable
         self.source = source
+        self.portSource = portSource
+    }
+
+    /// Who listens on 127.0.0.1 at `port` (IPv4: where the reader connects).
+    enum Listener: Equatable { case ours, someoneElse, nobody }
+
+    /// Whether the IPv4 listener on `port` is this gpsd's, from /proc/net/tcp and the child's file
+    /// descriptors. Why: when another program holds 127.0.0.1:`port`, gpsd does not exit; it says
+    /// "can't bind to IPv4 port" and goes on listening on [::1] alone, and a reader connecting to
+    /// 127.0.0.1 would reach the other program and wait there for ever. `.nobody` also when
+    /// /proc cannot be read (then the caller connects and sees).
+    func listener() -> Listener {
+        guard pid != 0, let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return .nobody }
+        let hexPort = String(format: "%04X", port)
+        var inodes: Set<String> = []
+        for line in table.split(separator: "\n").dropFirst() {
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9, f[3] == "0A" else { continue }  // 0A: LISTEN
+            let local = f[1].split(separator: ":")
+            guard local.count == 2, local[1] == hexPort, local[0] == "0100007F" || local[0] == "00000000" else { continue }
+            inodes.insert(String(f[9]))
+        }
+        if inodes.isEmpty { return .nobody }
+        let fdDir = "/proc/\(pid)/fd"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
+            var target = [CChar](repeating: 0, count: 64)
+            let n = readlink(fdDir + "/" + entry, &target, target.count - 1)
+            guard n > 0 else { continue }
+            let text = String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("socket:["), inodes.contains(String(text.dropFirst(8).dropLast())) { return .ours }
+        }
+        return .someoneElse
     }
 
     deinit {
@@ -56,7 +93,7 @@ final class PrivateGPSD {
     /// Starts gpsd on a free loopback port. Returns an error text naming what failed.
     func start() -> String? {
         guard pid == 0 else { return nil }
-        guard let freePort = Self.freeLoopbackPort() else { return "no free loopback TCP port for a private gpsd" }
+        guard let freePort = portSource() else { return "no free loopback TCP port for a private gpsd" }
         port = freePort
         let args = [executable, "-N", "-n", "-S", String(freePort), source]
         var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
@@ -156,8 +193,8 @@ final class PrivateGPSD {
     }
 
     /// A TCP port on 127.0.0.1 that is free now: bind port 0 and ask the kernel which it chose.
-    /// Another program could take it before gpsd binds it; gpsd then exits and is restarted on a
-    /// fresh port, so the race costs one restart at worst.
+    /// Another program could take it before gpsd binds it; the reader sees that (`listener()`)
+    /// and restarts gpsd on a fresh port, so the race costs one restart at worst.
     static func freeLoopbackPort() -> UInt16? {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

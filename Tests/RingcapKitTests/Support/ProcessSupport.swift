@@ -251,3 +251,33 @@ final class UDPSender {
         }
     }
 }
+
+/// A TCP socket listening on 127.0.0.1 at a port of the kernel's choosing, accepting nothing:
+/// "another program" holding a port. Closed on deinit.
+final class LoopbackListener: Sendable {
+    let port: UInt16
+    private let fd: Int32
+    init() throws {
+        // Close-on-exec: a child this process starts (a private gpsd) must not hold it too, as a
+        // socket of another program would not be.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        guard ok else {
+            close(fd)
+            throw TestFailure("bind/listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        port = UInt16(bigEndian: addr.sin_port)
+    }
+    deinit { close(fd) }
+}
