@@ -176,12 +176,9 @@ import Testing
         // The private gpsd is a child of this process, reading that UDP port.
         #expect(try await waitUntil(timeout: 5) { !Self.childGPSDs(reading: "udp://127.0.0.1:\(udpPort)").isEmpty })
         let sender = UDPSender(port: udpPort)
-        var fixes: [GPSFix] = []
-        for i in 0..<track.fixes where fixes.count < 4 {
+        let fixes = try await Self.feed(track, untilFixes: 4, into: snapshot) { _, sentences in
             // One sentence per datagram, as chartplotters send them.
-            for line in track.sentences(fix: i).split(separator: "\n") { sender.send(String(line) + "\n") }
-            try await Task.sleep(for: .milliseconds(200))
-            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+            for line in sentences.split(separator: "\n") { sender.send(String(line) + "\n") }
         }
         try #require(fixes.count >= 4, "only \(fixes.count) fixes over UDP")
         for fix in fixes { Self.expectOnTrack(fix, track) }
@@ -209,13 +206,10 @@ import Testing
         reader.start()
         defer { reader.stop() }
         let sender = UDPSender(port: udpPort)
-        var fixes: [GPSFix] = []
-        for i in 0..<track.fixes where fixes.count < 3 {
-            for line in track.sentences(fix: i).split(separator: "\n") { sender.send(String(line) + "\n") }
-            try await Task.sleep(for: .milliseconds(200))
-            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+        let fixes = try await Self.feed(track, untilFixes: 3, into: snapshot) { _, sentences in
+            for line in sentences.split(separator: "\n") { sender.send(String(line) + "\n") }
         }
-        let messages = log.messages.map { "[\($0.level)] \($0.text)" }.joined(separator: "\n")
+        let messages = log.transcript
         try #require(fixes.count >= 3, "only \(fixes.count) fixes; reader's log:\n\(messages)")
         for fix in fixes { Self.expectOnTrack(fix, track) }
         #expect(log.count(containing: "another program took 127.0.0.1:\(taken.port)") == 1, "\(messages)")
@@ -245,23 +239,20 @@ import Testing
         let reader = try GPSReader(spec: spec, snapshot: snapshot, logger: log.logger())
         reader.start()
         defer { reader.stop() }
-        var fixes: [GPSFix] = []
         var writeFailures: [String] = []
-        for i in 0..<track.fixes where fixes.count < 4 {
-            let bytes = Array(track.sentences(fix: i).utf8)
+        let fixes = try await Self.feed(track, untilFixes: 4, into: snapshot) { i, sentences in
+            let bytes = Array(sentences.utf8)
             let written = bytes.withUnsafeBytes { write(feed, $0.baseAddress, $0.count) }
             if written != bytes.count, writeFailures.count < 3 {
                 writeFailures.append("fix \(i): wrote \(written) of \(bytes.count) bytes (\(String(cString: strerror(errno))))")
             }
-            try await Task.sleep(for: .milliseconds(200))
-            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
         }
         // On failure, say which part stopped: the pty pair (socat), the private gpsd, or the reader.
         try #require(fixes.count >= 4, """
             only \(fixes.count) fixes through the pty; socat running: \(socat.isRunning); \
             private gpsds reading \(device): \(Self.childGPSDs(reading: device)); writes to the feed: \
             \(writeFailures.isEmpty ? "all complete" : writeFailures.joined(separator: "; ")); reader's log:
-            \(log.messages.map { "[\($0.level)] \($0.text)" }.joined(separator: "\n"))
+            \(log.transcript)
             """)
         for fix in fixes { Self.expectOnTrack(fix, track) }
     }
@@ -319,6 +310,19 @@ import Testing
     }
 
     /// PIDs of gpsd processes that are children of this test process and read `source`.
+    /// Hands `track`'s sentences to `send` one fix every 200 ms (fix index, its sentences) and
+    /// collects the distinct fixes the snapshot shows, until there are `count` or the track ends.
+    static func feed(_ track: NMEATrack, untilFixes count: Int, into snapshot: GPSSnapshot,
+                     send: (Int, String) -> Void) async throws -> [GPSFix] {
+        var fixes: [GPSFix] = []
+        for i in 0..<track.fixes where fixes.count < count {
+            send(i, track.sentences(fix: i))
+            try await Task.sleep(for: .milliseconds(200))
+            if let fix = snapshot.read(), fix.timeNs != fixes.last?.timeNs { fixes.append(fix) }
+        }
+        return fixes
+    }
+
     static func childGPSDs(reading source: String) -> [Int32] {
         let me = getpid()
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

@@ -10,6 +10,9 @@ final class LogRecorder: Sendable {
 
     func count(containing text: String) -> Int { messages.filter { $0.text.contains(text) }.count }
 
+    /// Every message, one a line with its level, for failure messages.
+    var transcript: String { messages.map { "[\($0.level)] \($0.text)" }.joined(separator: "\n") }
+
     func logger(_ label: String = "test") -> Logger {
         var logger = Logger(label: label) { _ in Handler(recorder: self) }
         logger.logLevel = .debug
