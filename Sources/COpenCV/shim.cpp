@@ -636,11 +636,8 @@ extern "C" int rc_usable_cpu_list(int *cpus, int max) {
 extern "C" void rc_release_free_memory(void) { malloc_trim(0); }
 
 extern "C" int rc_usable_cpus(void) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
-    int n = CPU_COUNT(&allowed);
-    return n > 0 ? n : 1;
+    int none[1];
+    return rc_usable_cpu_list(none, 0);  // max 0: counts, writes nothing
 }
 
 extern "C" int rc_video_make(const char *path, int width, int height, int frames, double fps, char *msg,

@@ -26,16 +26,20 @@ public enum Clock {
     /// Sleeps until the monotonic clock reads `deadlineNs` (absolute, so that pacing does not
     /// accumulate the error of each wake-up).
     public static func sleep(untilMonotonicNs deadlineNs: UInt64) {
-        var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
+        var ts = timespec(ns: deadlineNs)
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
     }
 
     /// Like `sleep(untilMonotonicNs:)`, but a signal handled on this thread ends the sleep
     /// early (clock_nanosleep is never restarted after a handler, SA_RESTART or not).
     public static func sleepUnlessSignalled(untilMonotonicNs deadlineNs: UInt64) {
-        var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
+        var ts = timespec(ns: deadlineNs)
         _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
     }
+}
+
+private extension timespec {
+    init(ns: UInt64) { self.init(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000)) }
 }
 
 /// Names the calling thread as `top` and `ps -L` show it (Linux keeps 15 bytes).
