@@ -37,6 +37,11 @@ let package = Package(
                 .linkedLibrary("opencv_imgcodecs"),
                 .linkedLibrary("opencv_videoio"),
                 .linkedLibrary("jpeg"),  // libjpeg-turbo, through its libjpeg API
+                // Streams and files are read through FFmpeg directly (av_source.cpp).
+                .linkedLibrary("avformat"),
+                .linkedLibrary("avcodec"),
+                .linkedLibrary("avutil"),
+                .linkedLibrary("swscale"),
             ]
         ),
         .systemLibrary(
@@ -63,7 +68,7 @@ let package = Package(
         .testTarget(name: "RingBufferTests", dependencies: ["RingBuffer"]),
         // Depends on the executable so that `swift test` builds it: the end-to-end tests run the real
         // `ringcap` binary found beside the test bundle.
-        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "COpenCV", "ringcap"]),
+        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "RingBuffer", "COpenCV", "ringcap"]),
     ],
     cxxLanguageStandard: .cxx17
 )

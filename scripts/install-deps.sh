@@ -10,6 +10,7 @@ build_packages=(
   # OpenCV's lean parts: the shim uses core, imgproc, imgcodecs and videoio only.
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
   libjpeg62-turbo-dev # libjpeg-turbo: JPEG encoding straight from BGR, no allocation per image
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # streams and files, read through FFmpeg directly
   libgps-dev gpsd     # positions: libgps to read gpsd, gpsd to parse serial/network NMEA
 )
 test_packages=(
@@ -18,6 +19,7 @@ test_packages=(
   libimage-exiftool-perl          # reads EXIF back independently
   python3 python3-jsonschema      # validates sidecars against the schema
   socat                           # pseudo-terminal serial ports
+  faketime strace                 # a wall clock that stands still; which clock each timed wait uses
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly   # an RTSP server on loopback
 )

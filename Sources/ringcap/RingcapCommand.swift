@@ -22,11 +22,14 @@ struct Ringcap: ParsableCommand {
     /// line naming it), 73 for an output folder that cannot be used, the command's own code
     /// otherwise.
     static func main() {
+        // A closed stderr (`ringcap record … 2>&1 | head -1`) must not kill the recorder at its
+        // next log line: writes to it fail with EPIPE instead, and are dropped (StandardError).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("ringcap: \(error)\n".utf8))
+            StandardError.write("ringcap: \(error)\n")
             Foundation.exit(error.exitCode)
         } catch {
             let code = exitCode(for: error)
@@ -34,7 +37,7 @@ struct Ringcap: ParsableCommand {
                 let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
                 // Point at the help of the subcommand that was given (record unless it was bench).
                 let subcommand = CommandLine.arguments.dropFirst().first == "bench" ? "bench" : "record"
-                FileHandle.standardError.write(Data("ringcap: \(text) (see 'ringcap help \(subcommand)')\n".utf8))
+                StandardError.write("ringcap: \(text) (see 'ringcap help \(subcommand)')\n")
                 Foundation.exit(64)
             }
             exit(withError: error)
@@ -43,6 +46,34 @@ struct Ringcap: ParsableCommand {
 }
 
 extension WhenFull: ExpressibleByArgument {}
+
+/// A number option, read as people write numbers (`DecimalNumber`): `--fps 0x10` or `--duration
+/// inf` is a bad value, not 16 or forever.
+struct Number: ExpressibleByArgument, CustomStringConvertible {
+    var value: Double
+    init(_ value: Double) { self.value = value }
+    init?(argument: String) {
+        guard let value = DecimalNumber.parse(argument) else { return nil }
+        self.value = value
+    }
+    var description: String { value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value) }
+}
+
+/// Writes to stderr with write(2): FileHandle's write traps when the other end of a pipe is
+/// gone, and a recorder must outlive whoever was reading its messages. What cannot be written
+/// is dropped.
+enum StandardError {
+    static func write(_ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
 extension RTSPTransport: ExpressibleByArgument {}
 
 extension BenchScenario: ExpressibleByArgument {}
@@ -75,7 +106,7 @@ struct Record: ParsableCommand {
     var out = "captures"
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Cap on each camera's frames per second. Default: the source's own rate; files are read as fast as the pipeline takes them.", valueName: "N"))
-    var fps: Double?
+    var fps: Number?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Frame size: webcams are asked for it, other sources are scaled to it.", valueName: "WxH"))
     var size: String?
@@ -94,7 +125,7 @@ struct Record: ParsableCommand {
     var whenFull: WhenFull?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
-    var duration: Double?
+    var duration: Number?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop each camera after this many frames.", valueName: "N"))
     var frames: Int?
@@ -104,7 +135,7 @@ struct Record: ParsableCommand {
 
     @Option(name: .customLong("gps-max-age"), parsing: .unconditional,
             help: ArgumentHelp("A fix older than this at the frame's grab is still written, marked \"stale\": true.", valueName: "SECONDS"))
-    var gpsMaxAge: Double = 5
+    var gpsMaxAge = Number(5)
 
     @Option(name: .customLong("stats-json"), help: ArgumentHelp("Also write the summary as JSON to this file.", valueName: "FILE"))
     var statsJSON: String?
@@ -122,11 +153,11 @@ struct Record: ParsableCommand {
 
     @Option(name: .customLong("open-timeout"), parsing: .unconditional,
             help: ArgumentHelp("How long opening a network camera may take before it counts as failed and is retried with backoff.", valueName: "SECONDS"))
-    var openTimeout: Double = 10
+    var openTimeout = Number(10)
 
     @Option(name: .customLong("read-timeout"), parsing: .unconditional,
             help: ArgumentHelp("How long a network camera may go without delivering data before it counts as failed and is reopened. A camera that delivers no frame for longer than this or 10 frame intervals, whichever is longer, is reopened too.", valueName: "SECONDS"))
-    var readTimeout: Double = 5
+    var readTimeout = Number(5)
 
     @Option(name: .customLong("rtsp-transport"),
             help: ArgumentHelp("How RTSP cameras send their video: tcp (through the RTSP connection, the default) or udp.", valueName: "tcp|udp"))
@@ -134,7 +165,7 @@ struct Record: ParsableCommand {
 
     @Option(name: .customLong("drain-timeout"), parsing: .unconditional,
             help: ArgumentHelp("On SIGINT/SIGTERM or at the end, how long the writers may go on storing the frames still in the ring; frames left after that are counted as dropped.", valueName: "SECONDS"))
-    var drainTimeout: Double = 5
+    var drainTimeout = Number(5)
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
@@ -145,13 +176,13 @@ struct Record: ParsableCommand {
             specs.append(try CameraSpec(parsing: text, index: i))
         }
         var config = RecordConfig(cameras: specs, outDirectory: out)
-        if let fps { config.fpsCap = fps }
+        if let fps { config.fpsCap = fps.value }
         if let size { config.size = try FrameSize(parsing: size) }
         config.quality = quality
         if let writers { config.writers = writers }
         config.ringCapacity = ring
         config.whenFull = whenFull
-        config.durationSeconds = duration
+        config.durationSeconds = duration?.value
         config.framesPerCamera = frames
         config.statsJSONPath = statsJSON
         config.fsync = fsync
@@ -161,11 +192,11 @@ struct Record: ParsableCommand {
         } catch {
             throw ConfigError.invalidValue(flag: "--gps", value: gps, reason: "expected \(error.expected)")
         }
-        config.gpsMaxAgeSeconds = gpsMaxAge
-        config.openTimeoutSeconds = openTimeout
-        config.readTimeoutSeconds = readTimeout
+        config.gpsMaxAgeSeconds = gpsMaxAge.value
+        config.openTimeoutSeconds = openTimeout.value
+        config.readTimeoutSeconds = readTimeout.value
         config.rtspTransport = rtspTransport
-        config.drainTimeoutSeconds = drainTimeout
+        config.drainTimeoutSeconds = drainTimeout.value
         config.keepFree = try FreeSpaceGoal(parsing: keepFree)
         if let maxSize {
             let size = try ByteSize(parsing: maxSize, flag: "--max-size")
@@ -190,6 +221,9 @@ struct Record: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "ringcap")
+        // One recorder per output folder, for as long as this process lives.
+        let lock = try OutputLock(out: config.outDirectory)
+        defer { withExtendedLifetime(lock) {} }
         installSignalHandlers()
         // Before any capture thread exists: setenv is not safe beside threads reading it.
         FFmpegCaptureOptions.apply(rtspTransport: config.rtspTransport)
@@ -208,7 +242,7 @@ struct Record: ParsableCommand {
 
         let recorder = Recorder(config: config, gps: snapshot, logger: logger)
         recorder.onProgress = { line in
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            StandardError.write("\r\u{1B}[K\(line)")
         }
         var summary: RecordingSummary
         do {
@@ -218,17 +252,16 @@ struct Record: ParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(69)
         }
-        if config.progress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        FileHandle.standardError.write(Data(summary.table.utf8))
-        if let path = config.statsJSONPath {
-            do {
-                try summary.jsonData().write(to: URL(fileURLWithPath: path))
-            } catch {
-                logger.error("cannot write --stats-json '\(path)': \(error)")
-            }
+        if config.progress { StandardError.write("\r\u{1B}[K") }
+        StandardError.write(summary.table)
+        if let path = config.statsJSONPath, let error = summary.writeJSON(to: path) {
+            logger.error("cannot write --stats-json '\(path)': \(error)")
         }
-        let status: Int32 = summary.totalWritten == 0 ? 69 : 0
-        if status != 0 { logger.error("nothing was recorded") }
+        // 69 (EX_UNAVAILABLE): no camera delivered anything; 74 (EX_IOERR): frames came but not
+        // one could be stored (a full or failing disk, say).
+        let status: Int32 = summary.totalWritten > 0 ? 0 : (summary.totalCaptured > 0 ? 74 : 69)
+        if status == 69 { logger.error("nothing was recorded: no camera delivered a frame") }
+        if status == 74 { logger.error("nothing was recorded: \(summary.totalCaptured) frame(s) were captured and none could be stored") }
         if summary.anyCameraStuck {
             // A capture thread is still inside OpenCV (a source that ignores its timeouts).
             // Exit handlers and C++ static destructors must not run under it: stop what we
@@ -266,7 +299,7 @@ struct Bench: ParsableCommand {
     var scenario: BenchScenario?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("How long each recording runs, in seconds (scale makes four recordings).", valueName: "N"))
-    var seconds: Double = 10
+    var seconds = Number(10)
 
     @Option(name: .customLong("out"), help: ArgumentHelp("Keep the recordings in this folder, one subfolder per recording. Default: a temporary folder, removed afterwards.", valueName: "DIR"))
     var out: String?
@@ -287,7 +320,7 @@ struct Bench: ParsableCommand {
             return handler
         }
         var options = BenchOptions()
-        options.seconds = seconds
+        options.seconds = seconds.value
         options.outDirectory = out
         let runner = BenchRunner(options: options, logger: Logger(label: "ringcap"))
         try runner.prepare()
@@ -305,7 +338,7 @@ struct Bench: ParsableCommand {
             do {
                 reports += try runner.run(scenario)
             } catch {
-                FileHandle.standardError.write(Data("ringcap: \(error)\n".utf8))
+                StandardError.write("ringcap: \(error)\n")
                 throw ExitCode(69)
             }
         }
@@ -323,8 +356,9 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// SIGINT/SIGTERM only set a flag; the recorder's main loop sees it, stops capture and lets
-/// the writers drain. A second signal exits at once.
+/// SIGINT/SIGTERM (and SIGHUP, until it gets a meaning of its own: reloading the configuration)
+/// only set a flag; the recorder's main loop sees it, stops capture and lets the writers drain.
+/// A second signal exits at once.
 func installSignalHandlers() {
     let handler: @convention(c) (Int32) -> Void = { _ in
         let (_, now) = terminationRequests.add(1, ordering: .relaxed)
@@ -332,4 +366,5 @@ func installSignalHandlers() {
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
+    signal(SIGHUP, handler)
 }

@@ -81,8 +81,10 @@ struct CameraFaultTests {
                      backAfterKill, backAfterHang, framesWhileHung, reconnects, c["down_s"] as? Double ?? -1, patternGap, stopSeconds))
     }
 
-    /// A camera stuck inside OpenCV (a hung server and long timeouts) does not hold up the stop
-    /// beyond the drain deadline; it is reported as stuck and the other camera's frames are safe.
+    /// A camera blocked in a read (a hung server and long timeouts) does not hold up the stop
+    /// beyond the drain deadline; the other camera's frames are safe. FFmpeg's interrupt callback
+    /// ends the blocked read at the stop, so the camera is not even left behind as stuck (through
+    /// OpenCV it was: its reads could not be interrupted).
     @Test func hungCameraDoesNotHoldUpShutdown() async throws {
         let dir = try TestEnvironment.scratch("rtsp-stuck")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -98,10 +100,10 @@ struct CameraFaultTests {
         #expect(status == 0, "\(recording.stderr.suffix(1500))")
         #expect(seconds < 1 + 4, "the stop waited \(seconds) s for a camera blocked in its source")
         let cameras = try readStats(recording.stats).cameras
-        #expect(cameras["ip"]?["stuck"] as? Bool == true)
+        #expect(cameras["ip"]?["stuck"] as? Bool == false, "the blocked read was not interrupted")
         #expect(cameras["pat"]?["stuck"] as? Bool == false)
         expectEveryFrameAccountedFor(cameras)
-        #expect(recording.stderr.contains("still blocked"))
+        #expect(!recording.stderr.contains("still blocked"))
         print(String(format: "fault-figures: RTSP camera blocked in a read (server hung, 60 s timeouts), --drain-timeout 1: SIGTERM to exit %.2f s", seconds))
     }
 

@@ -142,6 +142,9 @@ struct FullDiskTests {
             let folder = String(format: "%@/cam0/%04d/%02d/%02d/%02d/%02d", out, f.tm_year + 1900, f.tm_mon + 1, f.tm_mday, f.tm_hour, f.tm_min)
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
+        // So do ringcap's own folder and the lock's PID file, made at every start.
+        try FileManager.default.createDirectory(atPath: out + "/.ringcap", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: out + "/.ringcap/lock", contents: nil)
         // Use up every inode, then give one back: room for a JPEG, none for its sidecar.
         let ballast = disk.path + "/ballast"
         try FileManager.default.createDirectory(atPath: ballast, withIntermediateDirectories: false)

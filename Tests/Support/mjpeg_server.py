@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """An HTTP MJPEG camera on loopback for the tests, as IP cameras serve it.
 
-Usage: mjpeg_server.py PORT FRAME_DIR [FPS]
-Serves GET /video.mjpg as multipart/x-mixed-replace; boundary=frame, cycling through the .jpg
-files of FRAME_DIR (sorted) at FPS (default 10), to any number of clients at once. Prints
-"ready http://127.0.0.1:PORT/video.mjpg" once it listens. The tests stop it by its PID.
+Usage: mjpeg_server.py PORT FRAME_DIR [FPS] [--garbage]
+Serves GET /video.mjpg (any query string is ignored) as multipart/x-mixed-replace;
+boundary=frame, cycling through the .jpg files of FRAME_DIR (sorted) at FPS (default 10), to any
+number of clients at once. With --garbage every part is the size of its JPEG but random bytes (a
+camera sending broken frames). Prints "ready http://127.0.0.1:PORT/video.mjpg" once it listens.
+The tests stop it by its PID.
 """
 import os
 import socketserver
@@ -16,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Camera(BaseHTTPRequestHandler):
     frames: list = []
     interval = 0.1
+    garbage = False
 
     def do_GET(self):
-        if self.path != "/video.mjpg":
+        if self.path.split("?", 1)[0] != "/video.mjpg":
             self.send_error(404)
             return
         self.send_response(200)
@@ -30,6 +33,8 @@ class Camera(BaseHTTPRequestHandler):
         try:
             while True:
                 jpeg = self.frames[n % len(self.frames)]
+                if self.garbage:
+                    jpeg = os.urandom(len(jpeg))
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
                                  + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                 self.wfile.flush()
@@ -44,8 +49,10 @@ class Camera(BaseHTTPRequestHandler):
 
 
 def main() -> int:
-    port, folder = int(sys.argv[1]), sys.argv[2]
-    fps = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+    args = [a for a in sys.argv[1:] if a != "--garbage"]
+    Camera.garbage = "--garbage" in sys.argv[1:]
+    port, folder = int(args[0]), args[1]
+    fps = float(args[2]) if len(args) > 2 else 10.0
     Camera.frames = [open(os.path.join(folder, f), "rb").read()
                      for f in sorted(os.listdir(folder)) if f.endswith(".jpg")]
     Camera.interval = 1.0 / fps

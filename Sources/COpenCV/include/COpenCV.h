@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Streams and files through FFmpeg directly: rc_av_*.
+#include "RCAVSource.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -149,6 +152,11 @@ int rc_usable_cpus(void);
 /// (FFmpeg backend, fourcc avc1), for machines without the ffmpeg program. RC_OK or RC_FAIL.
 int rc_video_make(const char *_Nonnull path, int width, int height, int frames, double fps,
                   char *_Nonnull msg, size_t msg_len);
+
+/// Renames `from` to `to` unless `to` exists: a stored frame is never replaced, whatever the
+/// clock did (rename(2) would replace it silently). renameat2(RENAME_NOREPLACE) where the file
+/// system has it, else link + unlink. Returns 0, or an errno (EEXIST when `to` exists).
+int rc_rename_noreplace(const char *_Nonnull from, const char *_Nonnull to);
 
 #ifdef __cplusplus
 }

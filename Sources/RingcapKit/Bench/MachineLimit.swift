@@ -20,7 +20,7 @@ public enum LimitFrames: Sendable {
 /// (two virtual CPUs on one physical core, caches, memory bandwidth, a power budget that lowers
 /// the clock when every core is busy) costs them in the recording, and so in the limit. Each core
 /// still does one frame after another on its own: its rate is a single core's. Decoding goes
-/// through the same `OpenCVCapture` (grab + retrieve into a buffer, as capture does), opened after
+/// through the same `AVSource` (grab + retrieve into a buffer, as capture does), opened after
 /// the pin: FFmpeg's decoder threads inherit the pinned thread's mask, so however many it starts
 /// they share that one CPU and the rate is a single core's. Rates are wall-clock rates, like the
 /// recording's frames/s, so that a machine busy with other work lowers both; the encoder's rate on
@@ -160,7 +160,7 @@ private final class LimitProbe: @unchecked Sendable {
     let frames: LimitFrames
     let quality: Int
     let seconds: Double
-    let done = DispatchSemaphore(value: 0)
+    let done = MonotonicSemaphore()
     var encodeFPS = 0.0, encodeCPUFPS = 0.0
     var encodeFromNs: UInt64 = 0, encodeToNs: UInt64 = 0
     var decodeFPS: Double?
@@ -289,32 +289,46 @@ private final class FrameSet {
     /// Decodes `path` for `seconds` (from the start again when it ends), keeping the first
     /// `keep` frames for the encode measurement. Returns them and the decode rate.
     static func decoding(path: String, seconds: Double, keep: Int) throws(CaptureError) -> (FrameSet, Double) {
-        func open() throws(CaptureError) -> OpenCVCapture {
-            try OpenCVCapture(source: .file(path: path), size: nil, fps: nil, timeouts: CaptureTimeouts())
+        // The recording's own path: FFmpeg directly (AVSource), decoded and converted as a
+        // file camera's frames are.
+        func open() throws(CaptureError) -> AVSource {
+            do {
+                return try AVSource(url: path, live: false, size: nil, timeouts: CaptureTimeouts(), rtspTransport: .tcp, tag: -1)
+            } catch {
+                throw CaptureError(source: path, reason: error.reason)
+            }
         }
         var capture = try open()
-        let (width, height) = capture.size
+        guard case .frame = capture.grab() else { throw CaptureError(source: path, reason: "no first frame") }
+        let (width, height) = capture.frameSize
         guard width > 0, height > 0 else { throw CaptureError(source: path, reason: "no frame size") }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: width * height * 3, alignment: 64)
         defer { scratch.deallocate() }
         var kept: [UnsafeMutableRawPointer] = []
         var count = 0
         var busy: UInt64 = 0  // decoding time, without the reopenings at the end of the file
+        var grabbed = true    // the first frame, grabbed above to learn the size
         let end = Clock.monotonicNs() + UInt64(seconds * 1e9)
         while Clock.monotonicNs() < end || kept.count < keep {
             let t0 = Clock.monotonicNs()
-            switch capture.grab() {
-            case .frame:
-                break
-            case .end:
-                capture = try open()
-                continue
-            case .failed(let reason):
-                throw CaptureError(source: path, reason: reason)
+            if !grabbed {
+                switch capture.grab() {
+                case .frame:
+                    break
+                case .end:
+                    capture = try open()
+                    continue
+                case .failed(let reason):
+                    throw CaptureError(source: path, reason: reason)
+                }
+            }
+            grabbed = false
+            guard capture.frameSize == (width, height) else {
+                throw CaptureError(source: path, reason: "the frame size changed; the limit needs frames of one size")
             }
             let target = kept.count < keep ? UnsafeMutableRawPointer.allocate(byteCount: width * height * 3, alignment: 64) : scratch
-            guard case .ok = capture.retrieve(into: target, stride: width * 3) else {
-                throw CaptureError(source: path, reason: "retrieve failed")
+            if let reason = capture.retrieve(into: target, stride: width * 3) {
+                throw CaptureError(source: path, reason: "retrieve failed: \(reason)")
             }
             busy += Clock.monotonicNs() - t0
             count += 1

@@ -98,20 +98,16 @@ public final class FramePathRun {
         self.counters = counters
         self.framesReady = framesReady
         self.spaceReady = spaceReady
-        var head = ByteSink(capacity: 256)
-        head.append("{\"camera\":")
-        head.append(jsonString: "bench")
-        head.append(",\"source\":")
-        head.append(jsonString: "test:\(width)x\(height)@30")
-        head.append(",")
-        let camera = WriterCamera(pool: pool, counters: counters, sidecarHead: Array(head.bytes),
+        let camera = WriterCamera(pool: pool, counters: counters,
+                                  sidecarHead: WriterCamera.sidecarHead(name: "bench", source: "test:\(width)x\(height)@30"),
                                   folder: Array((directory + "/bench/").utf8), name: "bench")
         let producersDone = OnceFlag()
         producersDone.set()  // the writer's run() returns once the ring is empty
         writer = try FrameWriter(index: 0, cameras: [camera], ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  producersDone: producersDone, quality: quality, fsync: false,
                                  gps: WriterGPS(maxAgeNs: 5_000_000_000, source: GPSSourceJSON("none")),
-                                 ledger: StoreLedger(cameras: 1, maxBytes: nil), logger: Logger(label: "ringcap-bench"))
+                                 ledger: StoreLedger(cameras: 1, maxBytes: nil),
+                                 temporarySuffix: RecordingLayout.temporarySuffix(runToken: 0), logger: Logger(label: "ringcap-bench"))
     }
 
     /// Makes the capture loop for the next `run`.

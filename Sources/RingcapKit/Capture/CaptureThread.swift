@@ -13,6 +13,7 @@ public struct CaptureSettings: Sendable {
     public var whenFull: WhenFull
     public var frameLimit: Int?
     public var timeouts = CaptureTimeouts()
+    public var rtspTransport: RTSPTransport = .tcp
     /// Backoff after a failure: first delay and cap.
     public var backoffStartNs: UInt64 = 500_000_000
     public var backoffMaxNs: UInt64 = 30_000_000_000
@@ -23,8 +24,7 @@ public struct CaptureSettings: Sendable {
 /// (except with `--when-full wait`, which files use). When its source fails it reopens it with
 /// backoff; a file that ends finishes the camera.
 ///
-/// Runs on its own serial Dispatch queue labelled `rc-cap-<name>` (serial queues overcommit,
-/// so each blocking loop gets a thread of its own). All mutable state is owned by that thread;
+/// Runs on its own thread, `rc-cap-<name>`. All mutable state is owned by that thread;
 /// `requestStop` and the counters are the only things other threads touch.
 public final class CaptureThread: @unchecked Sendable {
     public let settings: CaptureSettings
@@ -37,12 +37,24 @@ public final class CaptureThread: @unchecked Sendable {
     private let gps: GPSSnapshot?
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)  // interrupts backoff sleeps on stop
-    private let done = DispatchSemaphore(value: 0)
+    private let wake = MonotonicSemaphore()  // interrupts backoff sleeps on stop
+    private let done = MonotonicSemaphore()
+
+    /// The open FFmpeg source, for `requestStop` to interrupt a blocking read. Set and cleared by
+    /// the capture thread around the source's life; the lock keeps the handle alive while another
+    /// thread interrupts it. Taken at open, close and stop only, never per frame.
+    private let interruptible = Mutex<AVSource?>(nil)
 
     // Owned by the capture thread.
     private var seq: UInt64 = 0
+    /// A V4L2 webcam, through OpenCV.
     private var capture: OpenCVCapture?
+    /// A stream or a file, through FFmpeg directly.
+    private var av: AVSource?
+    /// The size of the previous frame, to log a change once.
+    private var lastSize = (width: 0, height: 0)
+    /// When a frame that could not be stored as itself was last logged (rate limit).
+    private var lastFrameFailureLogNs: UInt64 = 0
     private var pattern: TestPattern?
     private var nextDueNs: UInt64 = 0
     private var downSinceNs: UInt64 = 0
@@ -66,27 +78,24 @@ public final class CaptureThread: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Starts the loop on its own queue.
+    /// Starts the loop on a thread of its own, `rc-cap-<name>` (not a Dispatch queue: an idle
+    /// Dispatch worker waits on the wall clock, and FFmpeg's decoders want more than a worker's
+    /// stack).
     public func start() {
-        let queue = DispatchQueue(label: "rc-cap-\(settings.spec.name)", qos: .userInitiated)
-        queue.async { [self] in
-            setCurrentThreadName("rc-cap-\(settings.spec.name)")
-            blockTerminationSignals()
-            run()
-            done.signal()
-        }
+        startWorkerThread("rc-cap-\(settings.spec.name)", stackSize: 8 << 20, done: done) { [self] in run() }
     }
 
     /// Asks the loop to stop after the frame in hand. Never blocks.
     public func requestStop() {
         stopRequested.store(true, ordering: .relaxed)
         wake.signal()
+        interruptible.withLock { $0?.interrupt() }
     }
 
     /// Waits up to `timeoutNs` for the loop to end; false if it is still stuck (in a blocking
     /// OpenCV call, say).
     public func join(timeoutNs: UInt64) -> Bool {
-        done.wait(timeout: .now() + .nanoseconds(Int(min(timeoutNs, UInt64(Int.max))))) == .success
+        done.wait(timeoutNs: timeoutNs)
     }
 
     private var stopping: Bool { stopRequested.load(ordering: .relaxed) }
@@ -107,7 +116,7 @@ public final class CaptureThread: @unchecked Sendable {
             do {
                 try open()
             } catch {
-                if !everOpened && isFile {
+                if !everOpened && isFile && !error.tooManyOpenFiles {
                     // A file that cannot be opened will not open later either.
                     logger.error("\(error); giving up on this camera")
                     break
@@ -137,6 +146,7 @@ public final class CaptureThread: @unchecked Sendable {
             setState(.streaming)
             let outcome = stream()
             capture = nil  // a failed capture is never reused
+            closeAV()
             switch outcome {
             case .stopped:
                 break
@@ -176,15 +186,47 @@ public final class CaptureThread: @unchecked Sendable {
         }
     }
 
-    private func open() throws(CaptureError) {
+    /// Why a source did not open. `tooManyOpenFiles`: the process ran out of descriptors, which
+    /// passes; even a file is retried then.
+    struct OpenError: Error, CustomStringConvertible {
+        var description: String
+        var tooManyOpenFiles = false
+    }
+
+    private func open() throws(OpenError) {
         switch settings.spec.source {
         case .testPattern(let w, let h, _):
             let size = settings.size ?? FrameSize(width: w, height: h)
-            pattern = try TestPattern(width: size.width, height: size.height)
-        default:
+            do { pattern = try TestPattern(width: size.width, height: size.height) } catch {
+                throw OpenError(description: error.description)
+            }
+        case .stream(let url), .file(let url):
+            let live = !isFile
+            let opened: AVSource
+            do {
+                opened = try AVSource(url: url, live: live, size: settings.size, timeouts: settings.timeouts,
+                                      rtspTransport: settings.rtspTransport, tag: Int32(settings.index))
+            } catch {
+                throw OpenError(description: "camera source '\(settings.spec.source)': \(error.reason)",
+                                tooManyOpenFiles: error.tooManyOpenFiles)
+            }
+            if isFile { counters.announcedFrames.store(opened.announcedFrameCount, ordering: .relaxed) }
+            let sourceFPS = opened.sourceFPS
+            let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
+                : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
+            stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
+            av = opened
+            interruptible.withLock { $0 = opened }
+            // A stop that came while opening found nothing to interrupt.
+            if stopping { opened.interrupt() }
+        case .device:
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
-            let opened = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps,
-                                           timeouts: settings.timeouts)
+            let opened: OpenCVCapture
+            do {
+                opened = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps, timeouts: settings.timeouts)
+            } catch {
+                throw OpenError(description: error.description)
+            }
             if isFile { counters.announcedFrames.store(opened.announcedFrameCount, ordering: .relaxed) }
             // A stream that stays connected but stops delivering frames is as dead as one that
             // drops: no frame for longer than the read timeout or ten frame intervals, whichever
@@ -197,6 +239,12 @@ public final class CaptureThread: @unchecked Sendable {
         }
         nextDueNs = 0
         lastFrameNs = Clock.monotonicNs()
+    }
+
+    /// Releases the FFmpeg source (after taking it out of `requestStop`'s reach).
+    private func closeAV() {
+        interruptible.withLock { $0 = nil }
+        av = nil
     }
 
     private enum StreamOutcome { case stopped, finished, failed(String) }
@@ -212,12 +260,12 @@ public final class CaptureThread: @unchecked Sendable {
                 if nextDueNs == 0 || now > nextDueNs + settings.minIntervalNs {
                     nextDueNs = now  // first frame, or fell behind by more than a frame: do not burst
                 } else if now < nextDueNs {
-                    if capture == nil || isFile {
+                    if (capture == nil && av == nil) || isFile {
                         Clock.sleep(untilMonotonicNs: nextDueNs)
                     } else {
                         // A live stream must keep being read, or its buffers fill with stale
                         // frames: grab and discard until the next kept frame is due.
-                        switch capture!.grab() {
+                        switch grabFromSource() {
                         case .frame:
                             lastFrameNs = Clock.monotonicNs()
                             continue
@@ -228,8 +276,8 @@ public final class CaptureThread: @unchecked Sendable {
                 }
                 nextDueNs += settings.minIntervalNs
             }
-            if let capture {
-                switch capture.grab() {
+            if capture != nil || av != nil {
+                switch grabFromSource() {
                 case .frame: break
                 case .end: return isFile ? .finished : .failed("no frame from the source")
                 case .failed(let reason): return .failed(reason)
@@ -238,7 +286,7 @@ public final class CaptureThread: @unchecked Sendable {
             // Stamp at grab time.
             let monotonic = Clock.monotonicNs()
             let wall = Clock.wallNs()
-            if capture != nil && !isFile {
+            if (capture != nil || av != nil) && !isFile {
                 // A grab that took longer than the stall limit (a trickling stream) fails the camera.
                 if monotonic - lastFrameNs > stallNs {
                     return .failed("no frame for \(String(format: "%.1f", Double(monotonic - lastFrameNs) / 1e9)) s")
@@ -254,23 +302,55 @@ public final class CaptureThread: @unchecked Sendable {
                 seq += 1
                 continue
             }
-            if let outcome = fill(slot: slot, monotonic: monotonic, wall: wall, fix: fix) {
+            switch fill(slot: slot, monotonic: monotonic, wall: wall, fix: fix) {
+            case .filled:
+                counters.captured.add(1, ordering: .relaxed)
+                seq += 1
+                hand(FrameToken(camera: settings.index, slot: slot))
+            case .frameFailed(let reason):
+                // Captured, and accounted for: never replaced by a copy of another frame.
+                pool.release(slot)
+                counters.captured.add(1, ordering: .relaxed)
+                counters.failed.add(1, ordering: .relaxed)
+                seq += 1
+                logFrameFailure(reason)
+            case .sourceFailed(let outcome):
                 pool.release(slot)
                 return outcome
             }
-            counters.captured.add(1, ordering: .relaxed)
-            seq += 1
-            hand(FrameToken(camera: settings.index, slot: slot))
         }
         return .stopped
+    }
+
+    @inline(__always)
+    private func grabFromSource() -> OpenCVCapture.GrabResult {
+        if let av { return av.grab() }
+        return capture!.grab()
+    }
+
+    /// A frame that could not be stored as itself: logged at most once every 5 s.
+    private func logFrameFailure(_ reason: String) {
+        let now = Clock.monotonicNs()
+        guard now - lastFrameFailureLogNs >= 5_000_000_000 || lastFrameFailureLogNs == 0 else { return }
+        lastFrameFailureLogNs = now
+        logger.error("frame \(seq - 1) counted as failed: \(reason) (further such failures are not logged for 5 s)")
+    }
+
+    /// A size change is logged once, with both sizes.
+    private func noteSize(width: Int, height: Int) {
+        if lastSize.width != 0 && (lastSize.width != width || lastSize.height != height) {
+            logger.notice("frame size changed from \(lastSize.width)x\(lastSize.height) to \(width)x\(height)")
+        }
+        lastSize = (width, height)
     }
 
     /// Renders test-pattern frame `frame` into `slot` of the shared pool, redrawing only what
     /// changed when the slot's buffer holds an earlier frame of a pattern of the same size (of
     /// any camera), and records what the buffer now holds.
     @inline(__always)
-    static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, frame: UInt64, wallNs: Int64) {
-        let buffer = pool.buffer(slot, atLeast: pattern.width * pattern.height * 3)
+    @discardableResult
+    static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, frame: UInt64, wallNs: Int64) -> Bool {
+        guard let buffer = pool.buffer(slot, atLeast: pattern.width * pattern.height * 3) else { return false }
         let held = pool.contents[Int(slot)]
         if held.kind == pattern.content {
             pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs, over: held.frame)
@@ -278,38 +358,63 @@ public final class CaptureThread: @unchecked Sendable {
             pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs)
         }
         pool.contents[Int(slot)] = SlotContent(kind: pattern.content, frame: frame)
+        return true
     }
 
-    /// Retrieves or renders the frame into the slot and writes its metadata. Returns an outcome
-    /// only when the source failed.
+    private enum FillResult {
+        case filled
+        /// This frame cannot be stored as itself (no memory for its size, a conversion that
+        /// failed): counted as failed, the source goes on.
+        case frameFailed(String)
+        case sourceFailed(StreamOutcome)
+    }
+
+    /// Retrieves or renders the frame into the slot and writes its metadata.
     @inline(__always)
-    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> StreamOutcome? {
+    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> FillResult {
         var width: Int, height: Int
         if let pattern {
             width = pattern.width
             height = pattern.height
-            Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall)
+            guard Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall) else {
+                return .frameFailed("no memory for a \(width)x\(height) frame")
+            }
+        } else if let av {
+            // The grabbed frame's own size (or --size): the slot is sized for this frame, so a
+            // stream that changes resolution gives frames of the new size, never a stale copy.
+            (width, height) = av.frameSize
+            guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
+            noteSize(width: width, height: height)
+            guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
+                return .frameFailed("no memory for a \(width)x\(height) frame")
+            }
+            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
+            if let reason = av.retrieve(into: buffer, stride: width * 3) { return .frameFailed(reason) }
         } else if let capture {
             (width, height) = capture.size
-            guard width > 0, height > 0 else { return .failed("the source reports no frame size") }
-            let buffer = pool.buffer(slot, atLeast: width * height * 3)
+            guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
+            guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
+                return .frameFailed("no memory for a \(width)x\(height) frame")
+            }
             pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
             switch capture.retrieve(into: buffer, stride: width * 3) {
             case .ok:
                 break
             case .sizeChanged(let w, let h):
-                logger.notice("frame size changed to \(w)x\(h)")
+                noteSize(width: w, height: h)
                 width = w
                 height = h
-                let bigger = pool.buffer(slot, atLeast: w * h * 3)
+                guard let bigger = pool.buffer(slot, atLeast: w * h * 3) else {
+                    return .frameFailed("no memory for a \(w)x\(h) frame")
+                }
                 guard capture.copyKeptFrame(into: bigger, stride: w * 3) else {
-                    return .failed("could not fetch the resized frame")
+                    return .frameFailed("could not fetch the resized frame")
                 }
             case .failed(let reason):
-                return .failed(reason)
+                return .sourceFailed(.failed(reason))
             }
         } else {
-            return .failed("no open source")
+            return .sourceFailed(.failed("no open source"))
         }
         let depth = ring.count
         pool.meta[Int(slot)] = FrameMeta(
@@ -317,7 +422,7 @@ public final class CaptureThread: @unchecked Sendable {
             stride: Int32(width * 3), ringDepth: Int32(depth),
             droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)),
             hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
-        return nil
+        return .filled
     }
 
     /// Pushes a filled slot. Drop-oldest: an evicted frame (of any camera) goes straight back to
@@ -346,7 +451,7 @@ public final class CaptureThread: @unchecked Sendable {
 
     private func sleepInterruptibly(ns: UInt64) {
         guard !stopping else { return }
-        _ = wake.wait(timeout: .now() + .nanoseconds(Int(ns)))
+        wake.wait(timeoutNs: ns)
     }
 
     /// ±20 % jitter, so cameras behind one failed switch do not all reconnect in step.

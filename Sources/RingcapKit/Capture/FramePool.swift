@@ -100,7 +100,7 @@ public final class FramePool: @unchecked Sendable {
     }
 
     deinit {
-        for i in 0..<slotCount { buffers[i]?.deallocate() }
+        for i in 0..<slotCount { free(buffers[i]) }
         buffers.deallocate()
         capacities.deallocate()
         meta.deallocate()
@@ -148,15 +148,21 @@ public final class FramePool: @unchecked Sendable {
     }
 
     /// The pixel buffer of `slot`, at least `bytes` long. Allocates only the first time a slot
-    /// is used and when the frame size grows. Call only while holding the slot.
+    /// is used and when the frame size grows; nil when the memory cannot be had (a camera whose
+    /// frames grew past what the machine holds): the caller counts that frame as failed instead
+    /// of the process aborting. Call only while holding the slot.
     @inline(__always)
-    public func buffer(_ slot: UInt32, atLeast bytes: Int) -> UnsafeMutableRawPointer {
+    public func buffer(_ slot: UInt32, atLeast bytes: Int) -> UnsafeMutableRawPointer? {
         let i = Int(slot)
         if let buffer = buffers[i], capacities[i] >= bytes { return buffer }
-        buffers[i]?.deallocate()
+        free(buffers[i])
+        buffers[i] = nil
+        capacities[i] = 0
         contents[i] = SlotContent()  // a new buffer holds nothing
         // 64-byte alignment suits the SIMD loads of the JPEG encoder and colour conversion.
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        // posix_memalign, not UnsafeMutableRawPointer.allocate, which aborts when memory runs out.
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let buffer = raw else { return nil }
         buffers[i] = buffer
         capacities[i] = bytes
         return buffer

@@ -1,3 +1,4 @@
+import COpenCV
 import Foundation
 
 /// Everything `ringcap record` was asked to do, validated, with the defaults filled in.
@@ -66,6 +67,20 @@ public struct RecordConfig: Sendable {
         return max(8, Int(twoSeconds.rounded(.up)))
     }
 
+    /// A camera's frame size when it is known before its first frame: a test pattern's, or
+    /// `--size` (every other source is scaled to it; a webcam is asked for it).
+    public func knownFrameSize(of camera: CameraSpec) -> FrameSize? {
+        if let size { return size }
+        if case .testPattern(let w, let h, _) = camera.source { return FrameSize(width: w, height: h) }
+        return nil
+    }
+
+    /// The ring this recording gets on this machine (`RingPlan`); throws when the frame pool
+    /// could not fit in memory.
+    public func ringPlan(memoryBytes: UInt64 = MachineMemory.limitBytes()) throws(ConfigError) -> RingPlan {
+        try RingPlan.plan(self, memoryBytes: memoryBytes)
+    }
+
     public func whenFull(for camera: CameraSpec) -> WhenFull {
         whenFull ?? (camera.source.isLive ? .dropOldest : .wait)
     }
@@ -76,10 +91,14 @@ public struct RecordConfig: Sendable {
         guard !cameras.isEmpty else {
             throw .invalidValue(flag: "--camera", value: "", reason: "at least one camera is needed")
         }
-        var seen = Set<String>()
+        var seen: [String: String] = [:]  // lowercased -> as given
         for camera in cameras {
             try CameraSpec.validate(name: camera.name)
-            guard seen.insert(camera.name).inserted else { throw .duplicateCamera(camera.name) }
+            if let other = seen[camera.name.lowercased()] {
+                if other == camera.name { throw .duplicateCamera(camera.name) }
+                throw .camerasDifferOnlyInCase(other, camera.name)
+            }
+            seen[camera.name.lowercased()] = camera.name
             if case .file(let path) = camera.source {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
@@ -87,8 +106,8 @@ public struct RecordConfig: Sendable {
                 }
             }
         }
-        if let fpsCap, !(fpsCap.isFinite && fpsCap > 0 && fpsCap <= 1000) {
-            throw .invalidValue(flag: "--fps", value: Self.format(fpsCap), reason: "must be a number of frames/s in 0<N<=1000")
+        if let fpsCap, !(fpsCap.isFinite && SourceSpec.fpsRange.contains(fpsCap)) {
+            throw .invalidValue(flag: "--fps", value: Self.format(fpsCap), reason: "must be a number of frames/s from 0.001 to 1000")
         }
         guard (1...100).contains(quality) else {
             throw .invalidValue(flag: "--quality", value: "\(quality)", reason: "must be 1...100")
@@ -99,8 +118,9 @@ public struct RecordConfig: Sendable {
         if let ringCapacity, !(2...(1 << 20)).contains(ringCapacity) {
             throw .invalidValue(flag: "--ring", value: "\(ringCapacity)", reason: "must be 2...1048576")
         }
-        if let durationSeconds, !(durationSeconds.isFinite && durationSeconds > 0) {
-            throw .invalidValue(flag: "--duration", value: Self.format(durationSeconds), reason: "must be a positive number of seconds")
+        if let durationSeconds, !(durationSeconds.isFinite && durationSeconds > 0 && durationSeconds <= Self.maxDurationSeconds) {
+            throw .invalidValue(flag: "--duration", value: Self.format(durationSeconds),
+                                reason: "must be a number of seconds from more than 0 up to \(Int(Self.maxDurationSeconds)) (10 years)")
         }
         if let framesPerCamera, framesPerCamera <= 0 {
             throw .invalidValue(flag: "--frames", value: "\(framesPerCamera)", reason: "must be a positive number of frames")
@@ -117,14 +137,66 @@ public struct RecordConfig: Sendable {
             throw .invalidValue(flag: "--drain-timeout", value: Self.format(drainTimeoutSeconds),
                                 reason: "must be a number of seconds in 0...3600")
         }
+        _ = try ringPlan()
         try keepFree.validate()
         if let maxSizeBytes, maxSizeBytes == 0 {
             throw .invalidValue(flag: "--max-size", value: "0", reason: "must be a positive size such as 500MB")
         }
+        try Self.validateGPSDevice(gps)
+        if let statsJSONPath { try Self.validateStatsPath(statsJSONPath) }
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
         }
         try Self.prepareOutput(outDirectory)
+    }
+
+    /// `--duration` at most ten years: longer is a typo, and beyond about 584 years the
+    /// deadline in nanoseconds would not fit the monotonic clock's 64 bits.
+    public static let maxDurationSeconds: Double = 10 * 365.25 * 86_400
+
+    /// A `--gps` device must be something gpsd can read positions from: a terminal device (a
+    /// serial port, a USB receiver, a pseudo-terminal). A path that does not exist yet is taken
+    /// (a receiver may be plugged in later; the reader waits for it), but a folder, a regular
+    /// file or a device such as /dev/null would start a gpsd that never gets a sentence.
+    static func validateGPSDevice(_ gps: GPSSpec) throws(ConfigError) {
+        guard case .device(let path) = gps else { return }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return }
+        let kind = st.st_mode & S_IFMT
+        if kind == S_IFDIR {
+            throw .invalidValue(flag: "--gps", value: path, reason: "is a folder, not a serial device such as /dev/ttyUSB0")
+        }
+        guard kind == S_IFCHR else {
+            throw .invalidValue(flag: "--gps", value: path, reason: "is not a device; a serial GPS is a terminal device such as /dev/ttyUSB0 or /dev/ttyACM0")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            guard isatty(fd) == 1 else {
+                throw .invalidValue(flag: "--gps", value: path, reason: "is not a serial device (not a terminal); a serial GPS is a device such as /dev/ttyUSB0 or /dev/ttyACM0")
+            }
+        }
+    }
+
+    /// `--stats-json` is written at the end: find out now, before anything is recorded, that it
+    /// can be (its folder exists and takes files, and it is not a folder itself).
+    static func validateStatsPath(_ path: String) throws(ConfigError) {
+        guard !path.isEmpty else { throw .invalidValue(flag: "--stats-json", value: path, reason: "the path is empty") }
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            throw .invalidValue(flag: "--stats-json", value: path, reason: "is a folder; give a file name such as stats.json")
+        }
+        let folder = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let dir = folder.isEmpty ? "/" : folder
+        guard stat(dir, &st) == 0 else {
+            throw .invalidValue(flag: "--stats-json", value: path, reason: "its folder '\(dir)' cannot be used (\(String(cString: strerror(errno))))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw .invalidValue(flag: "--stats-json", value: path, reason: "'\(dir)' is not a folder")
+        }
+        guard access(dir, W_OK | X_OK) == 0 else {
+            throw .invalidValue(flag: "--stats-json", value: path, reason: "its folder '\(dir)' is not writable (\(String(cString: strerror(errno))))")
+        }
     }
 
     /// A number as the user would have typed it: `5`, not `5.0`.
@@ -132,22 +204,54 @@ public struct RecordConfig: Sendable {
         value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
+    /// Creates the output folder (and its parents) and proves that ringcap can work there: that
+    /// its `.ringcap` folder can be made, and a file created, renamed without replacing anything
+    /// and removed, as every frame will be. Anything else (a dangling symbolic link, a file in the
+    /// way, /proc, a read-only mount) is refused now, naming what is wrong in ringcap's words.
     static func prepareOutput(_ path: String) throws(ConfigError) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw .outputNotWritable(path: path, reason: "cannot be created (\(Self.reason(error)))")
+        var st = stat()
+        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK && stat(path, &st) != 0 {
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
+            throw .outputNotWritable(path: path, reason: "is a symbolic link to '\(target)', which does not exist (\(String(cString: strerror(errno))))")
+        }
+        // One level at a time, so that the error names the level that failed.
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw .outputNotWritable(path: path, reason: "cannot create '\(prefix)' (\(String(cString: strerror(errno))))")
+            }
+            guard stat(prefix, &st) == 0 else {
+                throw .outputNotWritable(path: path, reason: "cannot use '\(prefix)' (\(String(cString: strerror(errno))))")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw .outputNotWritable(path: path, reason: "'\(prefix)' is a file, not a folder")
+            }
+            prefix += "/"
         }
         guard access(path, W_OK | X_OK) == 0 else {
             throw .outputNotWritable(path: path, reason: "is not writable (\(String(cString: strerror(errno))))")
         }
-    }
-
-    private static func reason(_ error: Error) -> String {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
+        // A full disk is no reason to refuse: it is a state that passes (retention makes room,
+        // frames that do not fit are counted failed). Anything else is.
+        func passes(_ err: Int32) -> Bool { err == ENOSPC || err == EDQUOT }
+        let own = RecordingLayout.ownFolder(out: path)
+        if mkdir(own, 0o755) != 0 && errno != EEXIST {
+            if passes(errno) { return }
+            throw .outputNotWritable(path: path, reason: "cannot create files there: creating '\(own)' failed (\(String(cString: strerror(errno))))")
         }
-        return ns.localizedDescription
+        let probe = own + "/probe-\(getpid())"
+        let fd = open(probe + RecordingLayout.temporaryEnding, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            if passes(errno) { return }
+            throw .outputNotWritable(path: path, reason: "cannot create files there (\(String(cString: strerror(errno))))")
+        }
+        close(fd)
+        let renamed = rc_rename_noreplace(probe + RecordingLayout.temporaryEnding, probe)
+        unlink(probe + RecordingLayout.temporaryEnding)
+        unlink(probe)
+        guard renamed == 0 || passes(renamed) else {
+            throw .outputNotWritable(path: path, reason: "cannot rename files there (\(String(cString: strerror(renamed))))")
+        }
     }
 }

@@ -11,6 +11,13 @@ public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
     /// The built-in test pattern, live-paced: `test:WxH@FPS`.
     case testPattern(width: Int, height: Int, fps: Double)
 
+    /// V4L2 numbers its devices from 0; the kernel allows at most 1024 minors per driver.
+    public static let maxDeviceIndex = 1023
+    /// The lowest and highest frame rates anything accepts (`--fps`, `test:WxH@FPS`): one frame in
+    /// about 17 minutes to 1000 a second. Below that, the interval between frames stops fitting
+    /// the clocks' arithmetic; above it no camera delivers.
+    public static let fpsRange: ClosedRange<Double> = 0.001...1000
+
     static let streamSchemes = ["rtsp", "rtsps", "http", "https", "rtmp", "srt", "udp", "tcp"]
 
     /// Parses a source. Does not touch the file system; `validate` checks that files exist.
@@ -18,11 +25,13 @@ public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw ConfigError.invalidSource(text, "the source is empty") }
         if let index = Int(trimmed) {
-            guard index >= 0 && index < 1024 else { throw ConfigError.invalidSource(text, "a device index is 0 or more") }
+            guard index >= 0 && index <= SourceSpec.maxDeviceIndex else {
+                throw ConfigError.invalidSource(text, "a device index is 0-\(SourceSpec.maxDeviceIndex)")
+            }
             self = .device(index: index)
         } else if trimmed.hasPrefix("/dev/video") {
-            guard let index = Int(trimmed.dropFirst("/dev/video".count)), index >= 0 else {
-                throw ConfigError.invalidSource(text, "expected /dev/videoN")
+            guard let index = Int(trimmed.dropFirst("/dev/video".count)), index >= 0, index <= SourceSpec.maxDeviceIndex else {
+                throw ConfigError.invalidSource(text, "expected /dev/videoN with N 0-\(SourceSpec.maxDeviceIndex)")
             }
             self = .device(index: index)
         } else if trimmed == "test" || trimmed.hasPrefix("test:") {
@@ -53,8 +62,8 @@ public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
         }
         var fps = 30.0
         if parts.count == 2 {
-            guard let value = Double(parts[1]), value.isFinite, value > 0, value <= 1000 else {
-                throw ConfigError.invalidSource(text, "the rate '\(parts[1])' must be a number of frames/s in 0<FPS<=1000")
+            guard let value = DecimalNumber.parse(parts[1]), Self.fpsRange.contains(value) else {
+                throw ConfigError.invalidSource(text, "the rate '\(parts[1])' must be a number of frames/s from 0.001 to 1000")
             }
             fps = value
         }
@@ -145,7 +154,8 @@ public struct CameraSpec: Equatable, Sendable {
     }
 
     /// Camera names become folder names under `--out`: letters, digits, `-` and `_` only, so a
-    /// name can never climb out of the output folder or hide as a dot-file.
+    /// name can never climb out of the output folder or hide as a dot-file; and never `-` first,
+    /// so that `rm *` or `ls *` in the output folder cannot read a camera's folder as an option.
     public static func validate(name: String) throws(ConfigError) {
         let allowed = name.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
@@ -153,6 +163,10 @@ public struct CameraSpec: Equatable, Sendable {
         guard !name.isEmpty, name.utf8.count <= 64, allowed else {
             throw ConfigError.invalidValue(flag: "--camera", value: name,
                                            reason: "a camera name is 1-64 letters, digits, '-' or '_'")
+        }
+        guard !name.hasPrefix("-") else {
+            throw ConfigError.invalidValue(flag: "--camera", value: name,
+                                           reason: "a camera name must not begin with '-' (commands run in the output folder would read its folder as an option)")
         }
     }
 }
@@ -170,6 +184,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case invalidValue(flag: String, value: String, reason: String)
     case invalidSource(String, String)
     case duplicateCamera(String)
+    case camerasDifferOnlyInCase(String, String)
+    /// `OUT/.ringcap/lock` is held by another process (its PID when it could be read).
+    case outputLocked(path: String, pid: Int32?)
     case missingFile(String)
     case outputNotWritable(path: String, reason: String)
 
@@ -178,14 +195,22 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case .invalidValue(let flag, let value, let reason): return "\(flag) '\(value)': \(reason)"
         case .invalidSource(let value, let reason): return "--camera source '\(value)': \(reason)"
         case .duplicateCamera(let name): return "--camera: the name '\(name)' is used twice"
+        case .camerasDifferOnlyInCase(let a, let b):
+            return "--camera: the names '\(a)' and '\(b)' differ only in case; on FAT and exFAT (SD cards, USB sticks) they would be one folder"
+        case .outputLocked(let path, let pid):
+            return "--out '\(path)': another ringcap is recording into it\(pid.map { " (PID \($0))" } ?? ""); two recorders in one folder would delete each other's frames"
         case .missingFile(let path): return "--camera: no such video file '\(path)'"
         case .outputNotWritable(let path, let reason): return "--out '\(path)': \(reason)"
         }
     }
 
-    /// sysexits(3): EX_USAGE for bad flags, EX_CANTCREAT for an output folder that cannot be used.
+    /// sysexits(3): EX_USAGE for bad flags, EX_CANTCREAT for an output folder that cannot be used,
+    /// EX_TEMPFAIL for one another recorder holds (try again once it has stopped).
     public var exitCode: Int32 {
-        if case .outputNotWritable = self { return 73 }
-        return 64
+        switch self {
+        case .outputNotWritable: return 73
+        case .outputLocked: return 75
+        default: return 64
+        }
     }
 }

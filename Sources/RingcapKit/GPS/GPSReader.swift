@@ -43,12 +43,14 @@ public final class GPSReader: @unchecked Sendable {
     /// Guards `stopping` and wakes the backoff sleep. Taken by the owner in `stop()` and by the
     /// GPS thread between reads, never on the capture path.
     private let condition = NSCondition()
+    /// Ends the backoff sleep at once when `stop()` is called.
+    private let wake = MonotonicSemaphore()
     /// Protected by `condition`.
     private var stopping = false
     /// Protected by `condition`: true from `start()` until the thread is handed its stop.
     private var started = false
     /// Signalled by the GPS thread when it has released everything (closed libgps, stopped gpsd).
-    private let finished = DispatchSemaphore(value: 0)
+    private let finished = MonotonicSemaphore()
 
     /// Median clock offset in ms as a Double bit pattern; NaN when unknown. Written by the GPS
     /// thread, read by anyone (relaxed: a lone value, nothing else is published with it).
@@ -136,8 +138,9 @@ public final class GPSReader: @unchecked Sendable {
         stopping = true
         condition.broadcast()
         condition.unlock()
+        wake.signal()
         guard wasStarted else { return }
-        if finished.wait(timeout: .now() + stopTimeoutSeconds) == .timedOut {
+        if !finished.wait(timeoutNs: UInt64(stopTimeoutSeconds * 1e9)) {
             logger.warning("the GPS thread did not stop within \(stopTimeoutSeconds) s (libgps still connecting to \(label)); leaving it")
         }
     }
@@ -167,13 +170,15 @@ public final class GPSReader: @unchecked Sendable {
 
     /// Sleeps up to `seconds`; returns early (true) when `stop()` was called.
     private func sleep(_ seconds: Double) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: seconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while !stopping {
-            if !condition.wait(until: deadline) { break }
+        // On the monotonic clock: NSCondition.wait(until:) takes a wall-clock date, which a clock
+        // step would move.
+        let deadline = Clock.monotonicNs() + UInt64(max(0, seconds) * 1e9)
+        while !isStopping {
+            let now = Clock.monotonicNs()
+            if now >= deadline { break }
+            wake.wait(timeoutNs: deadline - now)
         }
-        return stopping
+        return isStopping
     }
 
     private func run() {

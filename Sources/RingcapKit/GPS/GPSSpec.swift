@@ -110,7 +110,7 @@ public enum GPSSpec: Equatable, Sendable, CustomStringConvertible {
             throw GPSSpecError(text, "fixed:LAT,LON or fixed:LAT,LON,ALT (degrees, degrees, metres)")
         }
         func number(_ s: String, _ what: String) throws(GPSSpecError) -> Double {
-            guard let v = Double(s), v.isFinite else { throw GPSSpecError(text, "a number for \(what), not \"\(s)\"") }
+            guard let v = DecimalNumber.parse(s) else { throw GPSSpecError(text, "a decimal number for \(what), not \"\(s)\"") }
             return v
         }
         let lat = try number(parts[0], "the latitude")

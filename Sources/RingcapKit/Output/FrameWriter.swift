@@ -1,3 +1,4 @@
+import COpenCV
 import Foundation
 import Histogram
 import Logging
@@ -14,6 +15,19 @@ struct WriterCamera {
     let folder: [UInt8]
     /// The JPEGs' EXIF Model: the camera's name.
     let name: String
+
+    /// The sidecar's head, `{"camera":NAME,"source":SOURCE,`, escaped and sized from what goes in
+    /// (a source URL can be thousands of characters long: a fixed buffer would cut it).
+    static func sidecarHead(name: String, source: String) -> [UInt8] {
+        var head = ByteSink(capacity: 32 + 6 * (name.utf8.count + source.utf8.count))
+        head.append("{\"camera\":")
+        head.append(jsonString: name)
+        head.append(",\"source\":")
+        head.append(jsonString: source)
+        head.append(",")
+        precondition(!head.overflowed, "the sidecar head is sized for the worst case of escaping")
+        return Array(head.bytes)
+    }
 }
 
 /// What writers put in each frame about GPS (issue 4): the sidecar's `gps` object and the EXIF.
@@ -44,10 +58,13 @@ final class FrameWriter: @unchecked Sendable {
     /// Bytes stored and minute folders made, for retention; ENOSPC rings it.
     private let ledger: StoreLedger
     private let logger: Logger
-    private let done = DispatchSemaphore(value: 0)
+    /// This run's temporary suffix (`RecordingLayout.temporarySuffix(runToken:)`), as bytes.
+    private let temporarySuffix: [UInt8]
+    private let done = MonotonicSemaphore()
     private let abandon = Atomic<Bool>(false)
-    /// Frames popped but not yet counted (written or failed); read at shutdown when the drain
-    /// deadline passed.
+    /// 1 while a popped frame is not yet counted (written or failed); the recorder, when the
+    /// drain deadline passed, claims such a frame by exchanging 1 for 2 and counts it as failed,
+    /// and the writer then does not count it again.
     let inFlight = Atomic<Int>(0)
     /// Which camera the in-flight frame belongs to (valid while `inFlight` is 1).
     let inFlightCamera = Atomic<Int>(0)
@@ -58,7 +75,9 @@ final class FrameWriter: @unchecked Sendable {
     private var jpegCapacity: Int
     private var path = ByteSink(capacity: 4096)
     private var tempPath = ByteSink(capacity: 4096)
-    private var sidecar = ByteSink(capacity: 8192)
+    /// Sized at start from the longest constant parts (camera and source, GPS source) plus what
+    /// a frame's own fields can take; a sidecar that still does not fit fails its frame.
+    private var sidecar: ByteSink
     private var lastMinute: [Int64]                 // per camera: minute folder known to exist
     /// What failed (the step and its errno) -> when last logged; touched only on failure.
     private var lastLogNs: [FailureKind: UInt64] = [:]
@@ -70,7 +89,7 @@ final class FrameWriter: @unchecked Sendable {
 
     init(index: Int, cameras: [WriterCamera], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
          spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, gps: WriterGPS,
-         ledger: StoreLedger, logger: Logger) throws(CaptureError) {
+         ledger: StoreLedger, temporarySuffix: String, logger: Logger) throws(CaptureError) {
         self.index = index
         self.cameras = cameras
         self.ring = ring
@@ -81,6 +100,9 @@ final class FrameWriter: @unchecked Sendable {
         self.fsync = fsync
         self.gps = gps
         self.ledger = ledger
+        self.temporarySuffix = Array(temporarySuffix.utf8)
+        let longestHead = cameras.map(\.sidecarHead.count).max() ?? 0
+        sidecar = ByteSink(capacity: longestHead + gps.source.bytes.count + 2048)
         var logger = logger
         logger[metadataKey: "writer"] = "\(index)"
         self.logger = logger
@@ -109,7 +131,7 @@ final class FrameWriter: @unchecked Sendable {
     }
 
     func join(timeoutNs: UInt64) -> Bool {
-        done.wait(timeout: .now() + .nanoseconds(Int(timeoutNs))) == .success
+        done.wait(timeoutNs: timeoutNs)
     }
 
     /// Stop after the frame in hand even if the ring is not empty (the drain deadline passed).
@@ -128,13 +150,19 @@ final class FrameWriter: @unchecked Sendable {
             spaceReady.ring()
             inFlightCamera.store(Int(token.camera), ordering: .relaxed)
             inFlight.store(1, ordering: .relaxed)
-            write(token)
-            inFlight.store(0, ordering: .relaxed)
+            let stored = write(token)
+            // Counted here, once: unless the recorder gave up waiting for this frame at the drain
+            // deadline and claimed it (1 -> 2), counting it failed itself.
+            if inFlight.compareExchange(expected: 1, desired: 0, ordering: .relaxed).exchanged {
+                let counters = cameras[Int(token.camera)].counters
+                if stored { counters.written.add(1, ordering: .relaxed) } else { counters.failed.add(1, ordering: .relaxed) }
+            }
         }
     }
 
+    /// Stores one frame. Returns whether it was stored; the caller counts it.
     @inline(__always)
-    private func write(_ token: FrameToken) {
+    private func write(_ token: FrameToken) -> Bool {
         let camera = cameras[Int(token.camera)]
         let slot = token.slot
         let meta = camera.pool.meta[Int(slot)]
@@ -150,14 +178,14 @@ final class FrameWriter: @unchecked Sendable {
         guard let pixels = camera.pool.pixels(slot) else {
             camera.pool.release(slot)
             fail(camera, errno: -1, what: "frame without pixels")
-            return
+            return false
         }
         let encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
                                      quality: quality, into: jpeg, capacity: jpegCapacity)
         camera.pool.release(slot)
         guard case .success(let jpegBytes) = encoded else {
             if case .failure(let error) = encoded { fail(camera, errno: -2, what: "JPEG encode: \(error.reason)") }
-            return
+            return false
         }
 
         // OUT/NAME/YYYY/MM/DD/HH/MM/HHMMSS.ffffff_SEQ
@@ -172,7 +200,7 @@ final class FrameWriter: @unchecked Sendable {
         let folderLength = path.count
         let minute = meta.wallNs >= 0 ? meta.wallNs / 60_000_000_000 : (meta.wallNs - 59_999_999_999) / 60_000_000_000
         if lastMinute[Int(token.camera)] != minute {
-            guard makeFolders(upTo: folderLength, camera: camera) else { return }
+            guard makeFolders(upTo: folderLength, camera: camera) else { return false }
             lastMinute[Int(token.camera)] = minute
             ledger.noteMinute(minute, camera: Int(token.camera))
         }
@@ -198,7 +226,7 @@ final class FrameWriter: @unchecked Sendable {
             // The minute folder went away under us (deleted by hand or by retention): once more.
             lastMinute[Int(token.camera)] = Int64.min
             path.truncate(to: folderLength)
-            guard makeFolders(upTo: folderLength, camera: camera) else { return }
+            guard makeFolders(upTo: folderLength, camera: camera) else { return false }
             lastMinute[Int(token.camera)] = minute
             path.truncate(to: folderLength)
             rebuildName(fields: fields, seq: meta.seq)
@@ -207,8 +235,8 @@ final class FrameWriter: @unchecked Sendable {
             error = storeFile(parts: 3, folderLength: folderLength)
         }
         guard error == 0 else {
-            fail(camera, errno: error, what: "writing JPEG")
-            return
+            fail(camera, errno: error, what: error == EEXIST ? "not replacing the stored frame" : "writing JPEG")
+            return false
         }
 
         // The sidecar, after its JPEG: a reader that sees the .json finds the .jpg.
@@ -223,13 +251,13 @@ final class FrameWriter: @unchecked Sendable {
             path.truncate(to: stemLength)
             path.append(".jpg")
             if path.terminate() { unlink(UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self)) }
-            fail(camera, errno: error, what: "writing sidecar")
-            return
+            fail(camera, errno: error, what: error == EEXIST ? "not replacing the stored sidecar" : "writing sidecar")
+            return false
         }
         let latencyNs = Clock.monotonicNs() &- meta.monotonicNs
         _ = latencyUs[Int(token.camera)].record(latencyNs / 1000)
         ledger.stored(fileBytes + sidecar.count)
-        camera.counters.written.add(1, ordering: .relaxed)
+        return true
     }
 
     /// iov[0...2]: SOI, APP1, the encoded JPEG after its SOI (TurboJPEG always starts with one).
@@ -258,7 +286,7 @@ final class FrameWriter: @unchecked Sendable {
         guard path.terminate() else { return ENAMETOOLONG }
         tempPath.reset()
         tempPath.append(bytes: UnsafeBufferPointer(start: path.base, count: finalLength))
-        tempPath.append(Recorder.temporarySuffix)
+        temporarySuffix.withUnsafeBufferPointer { tempPath.append(bytes: $0) }
         guard tempPath.terminate() else { return ENAMETOOLONG }
         let finalName = UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self)
         let tempName = UnsafeRawPointer(tempPath.base).assumingMemoryBound(to: CChar.self)
@@ -292,7 +320,9 @@ final class FrameWriter: @unchecked Sendable {
         }
         if failure == 0 && fsync && Glibc.fsync(fd) != 0 { failure = errno }
         if close(fd) != 0 && failure == 0 { failure = errno }
-        if failure == 0 && rename(tempName, finalName) != 0 { failure = errno }
+        // Never onto an existing name: a wall clock that stood still or went back, or a second
+        // run whose seq started where another's did, must not replace a stored frame.
+        if failure == 0 { failure = rc_rename_noreplace(tempName, finalName) }
         if failure != 0 { unlink(tempName) }
         return failure
     }
@@ -329,15 +359,16 @@ final class FrameWriter: @unchecked Sendable {
         return true
     }
 
+    /// Logs why a frame could not be stored (the caller counts it failed).
     private func fail(_ camera: WriterCamera, errno err: Int32, what: String) {
-        camera.counters.failed.add(1, ordering: .relaxed)
         if err == ENOSPC || err == EDQUOT { ledger.diskFull() }
         let now = Clock.monotonicNs()
         // Per step and errno: a full disk that fails sidecars after JPEGs says so too.
         let kind = FailureKind(step: what, errno: err)
         if let last = lastLogNs[kind], now - last < 5_000_000_000 { return }
         lastLogNs[kind] = now
-        let reason = err > 0 ? String(cString: strerror(err)) : "error"
+        let reason = err == EEXIST ? "a file of that name is already stored (did the wall clock stand still or go back?)"
+            : err > 0 ? String(cString: strerror(err)) : "error"
         let file = String(decoding: UnsafeBufferPointer(start: path.base, count: path.count), as: UTF8.self)
         logger.error("\(what) \(file): \(reason) (frames keep being counted as failed; further errors of this kind are not logged for 5 s)")
     }

@@ -182,7 +182,7 @@ final class RetentionThread: @unchecked Sendable {
     private let ledger: StoreLedger
     private let logger: Logger
     private let stopRequested = OnceFlag()
-    private let done = DispatchSemaphore(value: 0)
+    private let done = MonotonicSemaphore()
 
     // Totals: written by the thread, read by the recorder. Relaxed: plain counters; the
     // recorder reads them after `join`, whose semaphore orders them, or, if the join timed out,
@@ -234,7 +234,7 @@ final class RetentionThread: @unchecked Sendable {
     }
 
     func join(timeoutNs: UInt64) -> Bool {
-        done.wait(timeout: .now() + .nanoseconds(Int(timeoutNs))) == .success
+        done.wait(timeoutNs: timeoutNs)
     }
 
     private func run() {
@@ -274,40 +274,21 @@ final class RetentionThread: @unchecked Sendable {
         var found: [MinuteFolder] = []
         var bytes: Int64 = 0
         let countBytes = ledger.maxBytes != Int64.max
-        let fm = FileManager.default
-        for camera in ((try? fm.contentsOfDirectory(atPath: out)) ?? []).sorted() {
-            guard (try? CameraSpec.validate(name: camera)) != nil else { continue }
-            let cameraPath = out + "/" + camera
-            for y in subfolders(cameraPath, width: 4, in: 1970...9999) {
-                let yPath = cameraPath + "/" + y.name
-                for mo in subfolders(yPath, width: 2, in: 1...12) {
-                    let moPath = yPath + "/" + mo.name
-                    for d in subfolders(moPath, width: 2, in: 1...31) {
-                        let dPath = moPath + "/" + d.name
-                        for h in subfolders(dPath, width: 2, in: 0...23) {
-                            let hPath = dPath + "/" + h.name
-                            for mi in subfolders(hPath, width: 2, in: 0...59) {
-                                if stopRequested.isSet { return false }
-                                let folder = MinuteFolder(
-                                    minute: RecordingNames.unixMinute(year: y.value, month: mo.value, day: d.value,
-                                                                      hour: h.value, minute: mi.value),
-                                    camera: camera)
-                                let path = hPath + "/" + mi.name
-                                // Sizes matter only for --max-size; months of frames on an SD
-                                // card take long to stat, folders alone do not.
-                                if countBytes {
-                                    for name in (try? fm.contentsOfDirectory(atPath: path)) ?? []
-                                    where RecordingNames.frameFile(name, hour: h.value, minute: mi.value) != nil {
-                                        bytes += fileSize(path + "/" + name) ?? 0
-                                    }
-                                }
-                                found.append(folder)
-                            }
-                        }
-                    }
+        // Through real folders only: a link under --out is never followed (RecordingTree).
+        let complete = RecordingTree.forEachMinute(out: out, shouldStop: { stopRequested.isSet }) { camera, minute, folder in
+            // Sizes matter only for --max-size; months of frames on an SD card take long to
+            // stat, folders alone do not.
+            if countBytes {
+                let f = UTCFields(unixNs: minute &* 60_000_000_000)
+                for entry in folder.entries() where entry.kind == .file
+                    && RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) != nil {
+                    bytes += folder.fileSize(entry.name) ?? 0
                 }
             }
+            found.append(MinuteFolder(minute: minute, camera: camera))
+            return true
         }
+        if !complete { return false }
         if countBytes { ledger.storedBytes.add(bytes - before, ordering: .relaxed) }
         found.sort()
         index = found
@@ -317,13 +298,6 @@ final class RetentionThread: @unchecked Sendable {
         }
         logger.debug("retention: \(found.count) minute folder(s), \(ByteSize.format(bytes)) of recordings under \(out)")
         return true
-    }
-
-    private func subfolders(_ path: String, width: Int, in range: ClosedRange<Int>) -> [(name: String, value: Int)] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.compactMap { name in
-            RecordingNames.number(name, width: width, in: range).map { (name, $0) }
-        }.sorted { $0.value < $1.value }
     }
 
     /// Minute folders the writers made since the last look.
@@ -439,7 +413,7 @@ final class RetentionThread: @unchecked Sendable {
 
     private struct FrameFiles {
         var camera: String
-        var folder: String
+        var folder: TreeFolder
         var stem: Substring
         var timeNs: Int64
         var seq: UInt64
@@ -454,16 +428,17 @@ final class RetentionThread: @unchecked Sendable {
     private func deleteFrames(in group: [MinuteFolder], now: Int64, allowYoung: Bool) -> Int {
         var frames: [FrameFiles] = []
         for folder in group {
-            let path = out + "/" + folder.relativePath
+            guard let opened = RecordingTree.openMinute(out: out, camera: folder.camera, minute: folder.minute) else { continue }
+            let directory = opened.folders.last!
             let f = UTCFields(unixNs: folder.minute &* 60_000_000_000)
             var byStem: [Substring: Int] = [:]
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-                guard let parsed = RecordingNames.frameFile(name, hour: f.hour, minute: f.minute) else { continue }
+            for entry in directory.entries() where entry.kind == .file {
+                guard let parsed = RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
                 let k: Int
                 if let existing = byStem[parsed.stem] { k = existing } else {
                     k = frames.count
                     byStem[parsed.stem] = k
-                    frames.append(FrameFiles(camera: folder.camera, folder: path, stem: parsed.stem,
+                    frames.append(FrameFiles(camera: folder.camera, folder: directory, stem: parsed.stem,
                                              timeNs: folder.minute &* 60_000_000_000 &+ parsed.microsInMinute &* 1000,
                                              seq: parsed.seq))
                 }
@@ -483,8 +458,8 @@ final class RetentionThread: @unchecked Sendable {
             guard shortfall() != nil else { break }
             // The sidecar first: a reader that sees a .json must find its .jpg.
             var bytes: Int64 = 0
-            if frame.hasJSON { bytes += max(0, remove(frame.folder + "/" + frame.stem + ".json")) }
-            if frame.hasJPG { bytes += max(0, remove(frame.folder + "/" + frame.stem + ".jpg")) }
+            if frame.hasJSON { bytes += max(0, remove(frame.stem + ".json", in: frame.folder)) }
+            if frame.hasJPG { bytes += max(0, remove(frame.stem + ".jpg", in: frame.folder)) }
             deleted += 1
             framesSinceLog += 1
             bytesSinceLog += bytes
@@ -498,30 +473,31 @@ final class RetentionThread: @unchecked Sendable {
     /// stays, and so does the folder then.
     private func deleteFolder(_ folder: MinuteFolder, because short: Shortfall) {
         let relative = folder.relativePath
-        let path = out + "/" + relative
+        // Opened level by level without following links: a link in the way means the folder is
+        // not ours, and nothing in it is deleted.
+        guard let opened = RecordingTree.openMinute(out: out, camera: folder.camera, minute: folder.minute) else { return }
+        let directory = opened.folders.last!
         let f = UTCFields(unixNs: folder.minute &* 60_000_000_000)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         var jsons: [String] = [], jpgs: [String] = []
-        for name in names {
-            guard let parsed = RecordingNames.frameFile(name, hour: f.hour, minute: f.minute) else { continue }
-            if parsed.isJSON { jsons.append(name) } else { jpgs.append(name) }
+        for entry in directory.entries() where entry.kind == .file {
+            guard let parsed = RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
+            if parsed.isJSON { jsons.append(entry.name) } else { jpgs.append(entry.name) }
         }
         var files = 0
         var bytes: Int64 = 0
         // All sidecars, then all JPEGs: never a .json without its .jpg, even for a moment.
         for name in jsons.sorted() + jpgs.sorted() {
-            let n = remove(path + "/" + name)
+            let n = remove(name, in: directory)
             if n >= 0 { files += 1; bytes += n }
         }
         var removedFolder = false
-        if rmdir(path) == 0 {
+        // MM, then HH, DD, MM, YYYY while empty, each from its parent's descriptor; the camera's
+        // folder stays.
+        if opened.folders[4].removeFolder(opened.names[5]) {
             removedFolder = true
             deletedFolders.add(1, ordering: .relaxed)
-            // HH, DD, MM, YYYY while empty; the camera's folder stays.
-            var parent = path
-            for _ in 0..<4 {
-                parent = String(parent[..<(parent.lastIndex(of: "/") ?? parent.startIndex)])
-                if rmdir(parent) != 0 { break }
+            for level in stride(from: 4, through: 1, by: -1) {
+                if !opened.folders[level - 1].removeFolder(opened.names[level]) { break }
             }
         }
         if files > 0 || removedFolder {
@@ -531,19 +507,13 @@ final class RetentionThread: @unchecked Sendable {
 
     /// Unlinks one of our files and takes its size off the ledger. Returns its size, or -1 when
     /// it was already gone.
-    private func remove(_ path: String) -> Int64 {
-        let size = fileSize(path) ?? 0
-        guard unlink(path) == 0 else { return -1 }
+    private func remove(_ name: String, in folder: TreeFolder) -> Int64 {
+        guard let size = folder.fileSize(name) else { return -1 }
+        guard folder.removeFile(name) else { return -1 }
         ledger.storedBytes.subtract(size, ordering: .relaxed)
         deletedFiles.add(1, ordering: .relaxed)
         deletedBytes.add(size, ordering: .relaxed)
         return size
-    }
-
-    private func fileSize(_ path: String) -> Int64? {
-        var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        return Int64(st.st_size)
     }
 
     /// Single-frame deletions are logged at most once every 5 s, as a count.

@@ -49,10 +49,12 @@ public func setCurrentThreadName(_ name: String) {
     Thread.current.name = String(name.prefix(15))
 }
 
-/// Runs `body` on a new thread named `name` (1 MiB of stack) with SIGINT and SIGTERM blocked,
-/// and signals `done` when it returns: the recorder's own threads (writers, retention, the
-/// bench's limit probe) start this way and are joined by waiting on `done`.
-func startWorkerThread(_ name: String, done: DispatchSemaphore, _ body: @escaping @Sendable () -> Void) {
+/// Runs `body` on a new thread named `name` (1 MiB of stack unless said) with SIGINT, SIGTERM and
+/// SIGHUP blocked, and signals `done` when it returns: the recorder's own threads (cameras,
+/// writers, retention, the clean-up, the bench's limit probe) start this way and are joined by
+/// waiting on `done`.
+func startWorkerThread(_ name: String, stackSize: Int = 1 << 20, done: MonotonicSemaphore,
+                       _ body: @escaping @Sendable () -> Void) {
     let thread = Thread {
         setCurrentThreadName(name)
         blockTerminationSignals()
@@ -60,16 +62,17 @@ func startWorkerThread(_ name: String, done: DispatchSemaphore, _ body: @escapin
         done.signal()
     }
     thread.name = name
-    thread.stackSize = 1 << 20
+    thread.stackSize = stackSize
     thread.start()
 }
 
-/// Blocks SIGINT and SIGTERM on the calling thread, so that only the main thread takes them:
-/// workers must never be interrupted in the middle of a frame by a handler.
+/// Blocks SIGINT, SIGTERM and SIGHUP on the calling thread, so that only the main thread takes
+/// them: workers must never be interrupted in the middle of a frame by a handler.
 public func blockTerminationSignals() {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGHUP)
     pthread_sigmask(SIG_BLOCK, &set, nil)
 }

@@ -10,7 +10,7 @@ import Synchronization
 /// signals); callers loop.
 public final class Doorbell: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
-    private let semaphore = DispatchSemaphore(value: 0)
+    private let semaphore = MonotonicSemaphore()  // monotonic: a clock step must not stretch a sleep
 
     public init() {}
 
@@ -37,7 +37,7 @@ public final class Doorbell: @unchecked Sendable {
         sleepers.add(1, ordering: .sequentiallyConsistent)  // pairs with the fence in ring()
         defer { sleepers.subtract(1, ordering: .relaxed) }
         if recheck() { return true }
-        _ = semaphore.wait(timeout: .now() + .nanoseconds(Int(timeoutNs)))
+        semaphore.wait(timeoutNs: timeoutNs)
         return false
     }
 }

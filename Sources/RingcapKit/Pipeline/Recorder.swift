@@ -13,10 +13,6 @@ public let terminationRequests = Atomic<Int>(0)
 ///
 /// Used from one thread (the main thread): `run` blocks until the recording is over.
 public final class Recorder {
-    /// Files being written carry this suffix until they are renamed into place. No reader
-    /// matches it; a start removes any left behind by a crash or power cut.
-    public static let temporarySuffix: StaticString = ".rctmp"
-
     public let config: RecordConfig
     private let logger: Logger
     private let gps: GPSSnapshot?
@@ -36,27 +32,21 @@ public final class Recorder {
         drainTimeoutNs = UInt64(config.drainTimeoutSeconds * 1e9)
     }
 
-    /// Removes temporaries left under `out` by an earlier run that was killed. Returns how many.
-    @discardableResult
-    public static func removeLeftoverTemporaries(in out: String) -> Int {
-        guard let walker = FileManager.default.enumerator(atPath: out) else { return 0 }
-        var removed = 0
-        let suffix = temporarySuffix.description
-        while let relative = walker.nextObject() as? String {
-            if relative.hasSuffix(suffix) {
-                if unlink(out + "/" + relative) == 0 { removed += 1 }
-            }
-        }
-        return removed
-    }
-
     /// Records until done and returns the summary. Throws only when nothing could start.
     public func run() throws(CaptureError) -> RecordingSummary {
         let start = Clock.monotonicNs()
-        let removed = Self.removeLeftoverTemporaries(in: config.outDirectory)
-        if removed > 0 { logger.notice("removed \(removed) temporary file(s) left by an earlier run") }
+        // This run's temporaries carry a token of their own, so that the clean-up of what earlier
+        // runs left can go on beside the writers (in the background: a year of frames takes
+        // minutes to walk, and nothing about it needs to precede the first frame).
+        let temporarySuffix = RecordingLayout.temporarySuffix(runToken: UInt32.random(in: 0...UInt32.max))
+        let cleaner = LeftoverCleaner(out: config.outDirectory, currentSuffix: temporarySuffix, logger: logger)
 
-        let ring = DropOldestRing<FrameToken>(capacity: config.effectiveRingCapacity)
+        let plan: RingPlan
+        do { plan = try config.ringPlan() } catch {
+            throw CaptureError(source: "--ring", reason: error.description)
+        }
+        if let note = plan.note { logger.notice("\(note)") }
+        let ring = DropOldestRing<FrameToken>(capacity: plan.capacity)
         // One pool for every camera, with enough slots for a full ring, one in each writer's
         // hands and one in each capture thread's, plus one spare: a capture thread never waits
         // for a free slot. Shared, so that memory is bounded by the ring and not by the ring
@@ -75,14 +65,9 @@ public final class Recorder {
 
         let outPrefix = config.outDirectory.hasSuffix("/") ? config.outDirectory : config.outDirectory + "/"
         let writerCameras = config.cameras.enumerated().map { i, spec -> WriterCamera in
-            var head = ByteSink(capacity: 4096)
-            head.append("{\"camera\":")
-            head.append(jsonString: spec.name)
-            head.append(",\"source\":")
-            head.append(jsonString: spec.source.description)
-            head.append(",")
-            return WriterCamera(pool: pool, counters: counters[i], sidecarHead: Array(head.bytes),
-                                folder: Array((outPrefix + spec.name + "/").utf8), name: spec.name)
+            WriterCamera(pool: pool, counters: counters[i],
+                         sidecarHead: WriterCamera.sidecarHead(name: spec.name, source: spec.source.description),
+                         folder: Array((outPrefix + spec.name + "/").utf8), name: spec.name)
         }
         let writerGPS = WriterGPS(maxAgeNs: UInt64(config.gpsMaxAgeSeconds * 1e9), source: GPSSourceJSON(config.gps.description))
         var writers: [FrameWriter] = []
@@ -90,7 +75,7 @@ public final class Recorder {
             writers.append(try FrameWriter(index: i, cameras: writerCameras, ring: ring, framesReady: framesReady,
                                            spaceReady: spaceReady, producersDone: producersDone,
                                            quality: config.quality, fsync: config.fsync, gps: writerGPS,
-                                           ledger: ledger, logger: logger))
+                                           ledger: ledger, temporarySuffix: temporarySuffix, logger: logger))
         }
         let captures = config.cameras.enumerated().map { i, spec -> CaptureThread in
             var interval: UInt64 = 0
@@ -100,15 +85,23 @@ public final class Recorder {
             var settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size, minIntervalNs: interval,
                                            whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
             settings.timeouts = config.captureTimeouts
+            settings.rtspTransport = config.rtspTransport
             return CaptureThread(settings: settings, counters: counters[i], pool: pool,
                                  allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  gps: gps, logger: logger)
         }
 
+        // FFmpeg's messages through each camera's logger, rate-limited (FFmpegLog).
+        FFmpegLog.install(cameraLoggers: config.cameras.map { spec in
+            var cameraLogger = logger
+            cameraLogger[metadataKey: "camera"] = "\(spec.name)"
+            return cameraLogger
+        }, fallback: logger)
         logger.info("recording \(config.cameras.count) camera(s) into \(config.outDirectory) with \(config.writers) writer(s), ring \(ring.capacity)")
-        retention?.start()
         writers.forEach { $0.start() }
         captures.forEach { $0.start() }
+        retention?.start()
+        cleaner.start()
 
         // Wait for the end: a signal, the duration, or every camera finished.
         let deadline = config.durationSeconds.map { start + UInt64($0 * 1e9) }
@@ -171,12 +164,15 @@ public final class Recorder {
                 abandoned += 1
             }
             for writer in writers where !writer.join(timeoutNs: 1_000_000_000) {
-                if writer.inFlight.load(ordering: .relaxed) == 1 {
+                // Claim the frame it holds, so that it is counted once: failed, by us.
+                if writer.inFlight.compareExchange(expected: 1, desired: 2, ordering: .relaxed).exchanged {
                     counters[writer.inFlightCamera.load(ordering: .relaxed)].failed.add(1, ordering: .relaxed)
                 }
             }
             logger.warning("drain deadline passed: \(abandoned) frame(s) left in the ring were not written")
         }
+        cleaner.requestStop()
+        if !cleaner.join(timeoutNs: 1_000_000_000) { logger.warning("the clean-up of earlier temporaries is still running; not waiting for it") }
         // Last: a final pass once nothing is being written, so --max-size holds exactly at the end.
         // Best effort: it must not hold up a stop that was asked for.
         if let retention {
@@ -326,6 +322,27 @@ public struct RecordingSummary: Codable, Sendable {
     }
 
     public var totalWritten: Int { cameras.reduce(0) { $0 + $1.written } }
+    public var totalCaptured: Int { cameras.reduce(0) { $0 + $1.captured } }
+
+    /// Writes the JSON summary to `path` (replacing it: it is the user's own file). Returns nil,
+    /// or what failed in ringcap's words with the system's reason.
+    public func writeJSON(to path: String) -> String? {
+        guard let data = try? jsonData() else { return "the summary could not be encoded" }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return "cannot create it (\(String(cString: strerror(errno))))" }
+        var failure: String?
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = "cannot write it (\(String(cString: strerror(errno))))"; return }
+                offset += n
+            }
+        }
+        if close(fd) != 0 && failure == nil { failure = "cannot write it (\(String(cString: strerror(errno))))" }
+        return failure
+    }
 
     /// Some camera's thread is still inside a blocking source call: the process must leave
     /// without running exit handlers under it.

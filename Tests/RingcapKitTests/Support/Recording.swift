@@ -80,6 +80,45 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 1
                          seconds: Date().timeIntervalSince(start))
 }
 
+/// `runCommand` for async tests: the same, but it waits with `Task.sleep`, so that a test waiting
+/// for a long run does not hold one of the few threads the other tests' async waits run on.
+@discardableResult
+func runCommandAsync(_ executable: String, _ arguments: [String], timeout: Double = 120,
+                     environment: [String: String]? = nil) async throws -> CommandResult {
+    let dir = try TestEnvironment.scratch("cmd")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    process.standardInput = FileHandle.nullDevice
+    let start = Date()
+    try process.run()
+    let deadline = start.addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        Issue.record("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s; killed")
+    }
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                         seconds: Date().timeIntervalSince(start))
+}
+
+/// `runRingcap` for async tests (see `runCommandAsync`).
+@discardableResult
+func runRingcapAsync(_ arguments: [String], timeout: Double = 120) async throws -> CommandResult {
+    try await runCommandAsync(TestEnvironment.ringcapBinary.path, arguments, timeout: timeout)
+}
+
 /// Runs the real `ringcap` binary.
 @discardableResult
 func runRingcap(_ arguments: [String], timeout: Double = 120) throws -> CommandResult {
@@ -104,6 +143,7 @@ func recordedFrames(in out: URL) throws -> (frames: [String: [RecordedFrame]], s
     var jsons: [String] = []
     let walker = FileManager.default.enumerator(atPath: out.path)
     while let relative = walker?.nextObject() as? String {
+        if relative.hasPrefix(".ringcap/") || relative == ".ringcap" { continue }  // ringcap's own (the lock)
         let full = out.appendingPathComponent(relative).path
         var isDir: ObjCBool = false
         FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
