@@ -19,7 +19,7 @@ test_packages=(
   libimage-exiftool-perl          # reads EXIF back independently
   python3 python3-jsonschema      # validates sidecars against the schema
   socat                           # pseudo-terminal serial ports
-  faketime strace                 # a wall clock that stands still; which clock each timed wait uses
+  strace                          # which clock each timed wait uses
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly   # an RTSP server on loopback
 )

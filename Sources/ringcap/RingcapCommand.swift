@@ -92,8 +92,13 @@ struct Record: ParsableCommand {
             SOURCE is a V4L2 webcam (0, /dev/video0), a stream URL (rtsp://, http://, https://), \
             a video file, or test:WxH@FPS, a built-in live test pattern.
 
+            Numbers are decimals (30, 2.5, 1e3); 0x10, inf and nan are refused. One recorder per \
+            --out: a second one exits 75. SIGINT, SIGTERM and SIGHUP stop the recording after the \
+            writers drained the ring.
+
             Exit status: 0 when frames were recorded; 64 for a bad flag or value; 73 when --out \
-            cannot be created or written; 69 when nothing could be recorded at all.
+            cannot be used; 75 when another ringcap records into --out; 69 when no camera \
+            delivered a frame; 74 when frames came but none could be stored.
             """
     )
 
@@ -105,7 +110,7 @@ struct Record: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("The folder to record into; created if missing.", valueName: "DIR"))
     var out = "captures"
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Cap on each camera's frames per second. Default: the source's own rate; files are read as fast as the pipeline takes them.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Cap on each camera's frames per second, 0.001 to 1000. Default: the source's own rate; files are read as fast as the pipeline takes them.", valueName: "N"))
     var fps: Number?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Frame size: webcams are asked for it, other sources are scaled to it.", valueName: "WxH"))
@@ -124,7 +129,7 @@ struct Record: ParsableCommand {
     @Option(name: .customLong("when-full"), help: ArgumentHelp("What a camera does when the ring is full: drop-oldest (evict the oldest frame; the default for live sources) or wait (the default for files).", valueName: "drop-oldest|wait"))
     var whenFull: WhenFull?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds.", valueName: "SECONDS"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stop after this many seconds (at most 10 years).", valueName: "SECONDS"))
     var duration: Number?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Stop each camera after this many frames.", valueName: "N"))

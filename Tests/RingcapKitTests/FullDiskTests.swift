@@ -144,7 +144,7 @@ struct FullDiskTests {
         }
         // So do ringcap's own folder and the lock's PID file, made at every start.
         try FileManager.default.createDirectory(atPath: out + "/.ringcap", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: out + "/.ringcap/lock", contents: nil)
+        _ = FileManager.default.createFile(atPath: out + "/.ringcap/lock", contents: nil)
         // Use up every inode, then give one back: room for a JPEG, none for its sidecar.
         let ballast = disk.path + "/ballast"
         try FileManager.default.createDirectory(atPath: ballast, withIntermediateDirectories: false)

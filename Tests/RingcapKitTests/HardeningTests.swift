@@ -35,6 +35,21 @@ private func makeBarcodeSegment(_ path: String, count: Int, offset: Int, width: 
     try #require(result.status == 0, "ffmpeg failed: \(result.stderr)")
 }
 
+/// An HTTP MJPEG camera (Tests/Support/mjpeg_server.py) at 20 frames/s on a free loopback port,
+/// cycling through bar-code JPEGs made for it: `parts` are (prefix, count, first code, width,
+/// height), served in that order. With `garbage`, every part is random bytes instead.
+private func startMJPEGCamera(in dir: URL, parts: [(String, Int, Int, Int, Int)], garbage: Bool = false) async throws -> (TestProcess, UInt16) {
+    let frameDir = dir.appendingPathComponent("frames")
+    try FileManager.default.createDirectory(at: frameDir, withIntermediateDirectories: true)
+    for (prefix, count, offset, width, height) in parts {
+        try makeBarcodeJPEGs(in: frameDir, prefix: prefix, count: count, offset: offset, width: width, height: height)
+    }
+    let port = freeLoopbackPort()
+    let server = try await startServer("mjpeg_server.py", ["\(port)", frameDir.path, "20"] + (garbage ? ["--garbage"] : []),
+                                       log: dir.appendingPathComponent("server.log").path)
+    return (server, port)
+}
+
 /// Runs a shell script (bash) to its end.
 @discardableResult
 private func runShell(_ script: String, timeout: Double = 120) async throws -> CommandResult {
@@ -89,12 +104,7 @@ struct HardeningTests {
     @Test func mjpegStreamResolutionChange() async throws {
         let dir = try TestEnvironment.scratch("resize-mjpeg")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let frameDir = dir.appendingPathComponent("frames")
-        try FileManager.default.createDirectory(at: frameDir, withIntermediateDirectories: true)
-        try makeBarcodeJPEGs(in: frameDir, prefix: "a", count: 10, offset: 0, width: 320, height: 240)
-        try makeBarcodeJPEGs(in: frameDir, prefix: "b", count: 10, offset: 100, width: 640, height: 480)
-        let port = freeLoopbackPort()
-        let server = try await startServer("mjpeg_server.py", ["\(port)", frameDir.path, "20"], log: dir.appendingPathComponent("server.log").path)
+        let (server, port) = try await startMJPEGCamera(in: dir, parts: [("a", 10, 0, 320, 240), ("b", 10, 100, 640, 480)])
         defer { server.stop() }
         let out = dir.appendingPathComponent("out")
         let result = try await runRingcapAsync(["record", "--camera", "cam=http://127.0.0.1:\(port)/video.mjpg", "--out", out.path,
@@ -121,11 +131,7 @@ struct HardeningTests {
     @Test func longSourceURLGivesWholeSidecars() async throws {
         let dir = try TestEnvironment.scratch("long-url")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let frameDir = dir.appendingPathComponent("frames")
-        try FileManager.default.createDirectory(at: frameDir, withIntermediateDirectories: true)
-        try makeBarcodeJPEGs(in: frameDir, prefix: "a", count: 5, offset: 0, width: 320, height: 240)
-        let port = freeLoopbackPort()
-        let server = try await startServer("mjpeg_server.py", ["\(port)", frameDir.path, "20"], log: dir.appendingPathComponent("server.log").path)
+        let (server, port) = try await startMJPEGCamera(in: dir, parts: [("a", 5, 0, 320, 240)])
         defer { server.stop() }
         // Quotes and backslashes grow when escaped into JSON; FFmpeg sends a request line of this
         // length as it is (much longer, or with characters it percent-encodes, it gives up).
@@ -533,12 +539,7 @@ struct HardeningTests {
     @Test func ffmpegMessagesAreRateLimitedPerCamera() async throws {
         let dir = try TestEnvironment.scratch("ffmpeg-log")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let frameDir = dir.appendingPathComponent("frames")
-        try FileManager.default.createDirectory(at: frameDir, withIntermediateDirectories: true)
-        try makeBarcodeJPEGs(in: frameDir, prefix: "a", count: 5, offset: 0, width: 320, height: 240)
-        let port = freeLoopbackPort()
-        let server = try await startServer("mjpeg_server.py", ["\(port)", frameDir.path, "20", "--garbage"],
-                                           log: dir.appendingPathComponent("server.log").path)
+        let (server, port) = try await startMJPEGCamera(in: dir, parts: [("a", 5, 0, 320, 240)], garbage: true)
         defer { server.stop() }
         let result = try await runRingcapAsync(["record", "--camera", "bad=http://127.0.0.1:\(port)/video.mjpg", "--camera", "good=test:320x240@10",
                                      "--duration", "8", "--out", dir.appendingPathComponent("out").path, "--gps", "none"], timeout: 60)

@@ -36,6 +36,7 @@ typedef struct rc_av_params {
     int width, height;    // output size; 0: each frame's own decoded size. When set, every frame is
                           // scaled to it
     int tag;              // the camera's index, handed back to the log sink
+    int threads;          // decoder threads; 0: one per usable CPU
 } rc_av_params;
 
 /// Makes a handle that does no I/O yet. Why it exists beside rc_av_open: the handle must exist

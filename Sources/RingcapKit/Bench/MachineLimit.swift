@@ -293,7 +293,7 @@ private final class FrameSet {
         // file camera's frames are.
         func open() throws(CaptureError) -> AVSource {
             do {
-                return try AVSource(url: path, live: false, size: nil, timeouts: CaptureTimeouts(), rtspTransport: .tcp, tag: -1)
+                return try AVSource(file: path)
             } catch {
                 throw CaptureError(source: path, reason: error.reason)
             }

@@ -20,10 +20,10 @@ final class AVSource: @unchecked Sendable {
     let handle: OpaquePointer
     private var message = MessageBuffer()
 
-    /// Opens `url`. Throws with FFmpeg's reason; `tooManyOpenFiles` tells EMFILE/ENFILE apart
-    /// (the process ran out of descriptors: a condition that passes, unlike a missing file).
-    init(url: String, live: Bool, size: FrameSize?, timeouts: CaptureTimeouts, rtspTransport: RTSPTransport,
-         tag: Int32) throws(AVSourceError) {
+    /// Makes the handle, without any I/O yet: hand it to whoever may need to interrupt the open
+    /// (`interrupt`), then `open(url:)`.
+    init(live: Bool, size: FrameSize?, timeouts: CaptureTimeouts, rtspTransport: RTSPTransport,
+         tag: Int32, decoderThreads: Int = 0) throws(AVSourceError) {
         var params = rc_av_params()
         params.is_live = live ? 1 : 0
         params.open_timeout_ms = live ? timeouts.openMs : 0
@@ -32,20 +32,34 @@ final class AVSource: @unchecked Sendable {
         params.width = Int32(size?.width ?? 0)
         params.height = Int32(size?.height ?? 0)
         params.tag = tag
+        params.threads = Int32(decoderThreads)
         var out: OpaquePointer?
-        var avError: Int32 = 0
-        let status = rc_av_open(url, &params, &out, &avError, message.base, message.count)
-        guard status == 0, let out else {
-            let emfile = avError == -EMFILE || avError == -ENFILE
-            var reason = message.text
-            if emfile {
-                var limit = rlimit()
-                getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-                reason = "too many open files (this process may have \(limit.rlim_cur) open at once: raise it with ulimit -n or LimitNOFILE=); FFmpeg said: \(reason)"
-            }
-            throw AVSourceError(reason: reason, tooManyOpenFiles: emfile)
+        guard rc_av_create(&params, &out, message.base, message.count) == 0, let out else {
+            throw AVSourceError(reason: message.text, tooManyOpenFiles: false)
         }
         handle = out
+    }
+
+    /// Opens `url`: blocks up to the open timeout (live sources), or until `interrupt()`. Throws
+    /// with FFmpeg's reason; `tooManyOpenFiles` tells EMFILE/ENFILE apart (the process ran out of
+    /// descriptors: a condition that passes, unlike a missing file). Once per handle.
+    func open(url: String) throws(AVSourceError) {
+        var avError: Int32 = 0
+        guard rc_av_open_input(handle, url, &avError, message.base, message.count) != 0 else { return }
+        let emfile = avError == -EMFILE || avError == -ENFILE
+        var reason = message.text
+        if emfile {
+            var limit = rlimit()
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            reason = "too many open files (this process may have \(limit.rlim_cur) open at once: raise it with ulimit -n or LimitNOFILE=); FFmpeg said: \(reason)"
+        }
+        throw AVSourceError(reason: reason, tooManyOpenFiles: emfile)
+    }
+
+    /// A file, opened (for the bench's limit, which interrupts nothing).
+    convenience init(file path: String) throws(AVSourceError) {
+        try self.init(live: false, size: nil, timeouts: CaptureTimeouts(), rtspTransport: .tcp, tag: -1)
+        try open(url: path)
     }
 
     deinit { rc_av_destroy(handle) }

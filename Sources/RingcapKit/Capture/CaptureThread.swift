@@ -14,6 +14,9 @@ public struct CaptureSettings: Sendable {
     public var frameLimit: Int?
     public var timeouts = CaptureTimeouts()
     public var rtspTransport: RTSPTransport = .tcp
+    /// Decoder threads for a stream or file (0: FFmpeg's own count): the camera's share of the
+    /// cores, since every camera decodes at once beside the writers.
+    public var decoderThreads = 0
     /// Backoff after a failure: first delay and cap.
     public var backoffStartNs: UInt64 = 500_000_000
     public var backoffMaxNs: UInt64 = 30_000_000_000
@@ -201,24 +204,24 @@ public final class CaptureThread: @unchecked Sendable {
                 throw OpenError(description: error.description)
             }
         case .stream(let url), .file(let url):
-            let live = !isFile
             let opened: AVSource
             do {
-                opened = try AVSource(url: url, live: live, size: settings.size, timeouts: settings.timeouts,
-                                      rtspTransport: settings.rtspTransport, tag: Int32(settings.index))
+                opened = try AVSource(live: !isFile, size: settings.size, timeouts: settings.timeouts,
+                                      rtspTransport: settings.rtspTransport, tag: Int32(settings.index),
+                                      decoderThreads: settings.decoderThreads)
+                // Within reach of requestStop before the open blocks: a stop must not wait for a
+                // hung camera's open timeout. (A stop that came before finds `stopping` set.)
+                interruptible.withLock { $0 = opened }
+                if stopping { opened.interrupt() }
+                try opened.open(url: url)
             } catch {
+                closeAV()
                 throw OpenError(description: "camera source '\(settings.spec.source)': \(error.reason)",
                                 tooManyOpenFiles: error.tooManyOpenFiles)
             }
             if isFile { counters.announcedFrames.store(opened.announcedFrameCount, ordering: .relaxed) }
-            let sourceFPS = opened.sourceFPS
-            let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
-                : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
-            stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
+            setStallLimit(sourceFPS: opened.sourceFPS)
             av = opened
-            interruptible.withLock { $0 = opened }
-            // A stop that came while opening found nothing to interrupt.
-            if stopping { opened.interrupt() }
         case .device:
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
             let opened: OpenCVCapture
@@ -227,18 +230,20 @@ public final class CaptureThread: @unchecked Sendable {
             } catch {
                 throw OpenError(description: error.description)
             }
-            if isFile { counters.announcedFrames.store(opened.announcedFrameCount, ordering: .relaxed) }
-            // A stream that stays connected but stops delivering frames is as dead as one that
-            // drops: no frame for longer than the read timeout or ten frame intervals, whichever
-            // is longer, and it is reopened.
-            let sourceFPS = opened.sourceFPS
-            let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
-                : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
-            stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
+            setStallLimit(sourceFPS: opened.sourceFPS)
             capture = opened
         }
         nextDueNs = 0
         lastFrameNs = Clock.monotonicNs()
+    }
+
+    /// A stream that stays connected but stops delivering frames is as dead as one that drops:
+    /// no frame for longer than the read timeout or ten frame intervals, whichever is longer, and
+    /// it is reopened.
+    private func setStallLimit(sourceFPS: Double) {
+        let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
+            : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
+        stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
     }
 
     /// Releases the FFmpeg source (after taking it out of `requestStop`'s reach).

@@ -1,3 +1,4 @@
+import COpenCV
 import Foundation
 import Histogram
 import Logging
@@ -77,6 +78,9 @@ public final class Recorder {
                                            quality: config.quality, fsync: config.fsync, gps: writerGPS,
                                            ledger: ledger, temporarySuffix: temporarySuffix, logger: logger))
         }
+        // Each FFmpeg camera's share of the cores for its decoder (at least one thread).
+        let decoding = config.cameras.filter { if case .stream = $0.source { return true }; if case .file = $0.source { return true }; return false }.count
+        let decoderThreads = max(1, Int(rc_usable_cpus()) / max(1, decoding))
         let captures = config.cameras.enumerated().map { i, spec -> CaptureThread in
             var interval: UInt64 = 0
             var rate = config.fpsCap
@@ -86,6 +90,7 @@ public final class Recorder {
                                            whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
             settings.timeouts = config.captureTimeouts
             settings.rtspTransport = config.rtspTransport
+            settings.decoderThreads = decoderThreads
             return CaptureThread(settings: settings, counters: counters[i], pool: pool,
                                  allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  gps: gps, logger: logger)

@@ -47,37 +47,58 @@ struct CommandResult {
     var seconds: Double
 }
 
-/// Runs `executable` with `arguments`, output captured through files (no pipe can fill up and
-/// stall the child), killing it by PID if it outlives `timeout`.
+/// A program started by `runCommand`, its output going to files (no pipe can fill up and stall
+/// the child). Not thread-safe: owned by one call.
+private struct StartedCommand {
+    let process = Process()
+    let dir: URL, outURL: URL, errURL: URL
+    let start = Date()
+    let deadline: Date
+    let description: String
+
+    init(_ executable: String, _ arguments: [String], timeout: Double, environment: [String: String]?) throws {
+        dir = try TestEnvironment.scratch("cmd")
+        outURL = dir.appendingPathComponent("out")
+        errURL = dir.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        deadline = start.addingTimeInterval(timeout)
+        description = "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s; killed"
+        try process.run()
+    }
+
+    var isDue: Bool { !process.isRunning || Date() >= deadline }
+
+    /// After the wait: kills the child by its PID if it outlived the timeout, and collects.
+    func finish() -> CommandResult {
+        defer { try? FileManager.default.removeItem(at: dir) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            Issue.record("\(description)")
+        }
+        process.waitUntilExit()
+        return CommandResult(status: process.terminationStatus,
+                             stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                             stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                             seconds: Date().timeIntervalSince(start))
+    }
+}
+
+/// Runs `executable` with `arguments`, output captured through files, killing it by PID if it
+/// outlives `timeout`.
 @discardableResult
 func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 120,
                 environment: [String: String]? = nil) throws -> CommandResult {
-    let dir = try TestEnvironment.scratch("cmd")
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    process.standardOutput = try FileHandle(forWritingTo: outURL)
-    process.standardError = try FileHandle(forWritingTo: errURL)
-    process.standardInput = FileHandle.nullDevice
-    let start = Date()
-    try process.run()
-    let deadline = start.addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        Issue.record("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s; killed")
-    }
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
-                         seconds: Date().timeIntervalSince(start))
+    let command = try StartedCommand(executable, arguments, timeout: timeout, environment: environment)
+    while !command.isDue { usleep(20_000) }
+    return command.finish()
 }
 
 /// `runCommand` for async tests: the same, but it waits with `Task.sleep`, so that a test waiting
@@ -85,32 +106,9 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 1
 @discardableResult
 func runCommandAsync(_ executable: String, _ arguments: [String], timeout: Double = 120,
                      environment: [String: String]? = nil) async throws -> CommandResult {
-    let dir = try TestEnvironment.scratch("cmd")
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    process.standardOutput = try FileHandle(forWritingTo: outURL)
-    process.standardError = try FileHandle(forWritingTo: errURL)
-    process.standardInput = FileHandle.nullDevice
-    let start = Date()
-    try process.run()
-    let deadline = start.addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        Issue.record("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s; killed")
-    }
-    process.waitUntilExit()
-    return CommandResult(status: process.terminationStatus,
-                         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
-                         seconds: Date().timeIntervalSince(start))
+    let command = try StartedCommand(executable, arguments, timeout: timeout, environment: environment)
+    while !command.isDue { try await Task.sleep(for: .milliseconds(20)) }
+    return command.finish()
 }
 
 /// `runRingcap` for async tests (see `runCommandAsync`).
