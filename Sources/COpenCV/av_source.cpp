@@ -126,6 +126,7 @@ struct rc_av_source {
     int sws_key[7] = {};  // src w, h, format, full range, colour space; dst w, h
     int stream = -1;
     int read_error = 0;  // a file's read error other than EOF, reported with its end
+    int drain_errors = 0;  // damaged frames met while draining the decoder at the end of a file
     bool opened = false, failed = false, have_frame = false, pending = false, draining = false, ended = false;
     int width = 0, height = 0;  // what rc_av_frame_size reports
     char failure[160] = "";  // the first grab failure: demuxer state is not to be trusted after it
@@ -285,6 +286,11 @@ int grab_once(rc_av_source *s, char *msg, size_t len) {
                 s->height = s->frame->height;
             }
             return kOK;
+        }
+        if (s->draining && r != AVERROR_EOF && r != AVERROR(EAGAIN)) {
+            // A damaged frame while draining: frame threads may still hold good ones behind it.
+            s->undecodable++;
+            if (++s->drain_errors < 64) continue;
         }
         if (r == AVERROR_EOF || s->draining) {  // draining: anything but a frame means nothing is left
             s->ended = true;
@@ -459,7 +465,9 @@ extern "C" double rc_av_source_fps(const rc_av_source *src) {
     const AVStream *st = src->fmt->streams[src->stream];
     AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate : st->r_frame_rate;
     double fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0;
-    return std::isfinite(fps) && fps > 0 && fps < 1000 ? fps : 0;
+    // Within what ringcap accepts for --fps (0.001 to 1000): a file announcing one frame a
+    // year must not turn into an interval that overflows the clocks' arithmetic.
+    return std::isfinite(fps) && fps >= 0.001 && fps < 1000 ? fps : 0;
 }
 
 extern "C" int64_t rc_av_frame_count(const rc_av_source *src) {

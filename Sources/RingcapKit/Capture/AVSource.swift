@@ -141,11 +141,12 @@ public enum FFmpegLog {
     }
 
     static func emit(tag: Int, level: Int32, text: String) {
-        let now = Clock.monotonicNs()
         state.withLock { s in
+            // Read under the lock: another thread may have opened a newer window just before.
+            let now = Clock.monotonicNs()
             let known = tag >= 0 && tag < s.cameras.count
             var c = known ? s.cameras[tag] : s.other
-            if now - c.windowStartNs >= windowNs || c.windowStartNs == 0 {
+            if c.windowStartNs == 0 || now >= c.windowStartNs &+ windowNs {
                 c.windowStartNs = now
                 c.inWindow = 0
             }

@@ -119,6 +119,7 @@ public final class CaptureThread: @unchecked Sendable {
             do {
                 try open()
             } catch {
+                if stopping { break }  // the stop interrupted the open: not the camera's failure
                 if !everOpened && isFile && !error.tooManyOpenFiles {
                     // A file that cannot be opened will not open later either.
                     logger.error("\(error); giving up on this camera")
@@ -147,9 +148,12 @@ public final class CaptureThread: @unchecked Sendable {
             everOpened = true
             let openedNs = Clock.monotonicNs()
             setState(.streaming)
-            let outcome = stream()
+            var outcome = stream()
             capture = nil  // a failed capture is never reused
             closeAV()
+            // The stop interrupts a read in progress, which then fails: that is the stop, not the
+            // camera failing (nor a file that ended early).
+            if case .failed = outcome, stopping { outcome = .stopped }
             switch outcome {
             case .stopped:
                 break
@@ -241,15 +245,24 @@ public final class CaptureThread: @unchecked Sendable {
     /// no frame for longer than the read timeout or ten frame intervals, whichever is longer, and
     /// it is reopened.
     private func setStallLimit(sourceFPS: Double) {
+        // A rate below 0.001 frames/s (a file may announce anything) counts as unknown.
         let intervalNs = settings.minIntervalNs > 0 ? settings.minIntervalNs
-            : (sourceFPS > 0 ? UInt64(1e9 / sourceFPS) : 0)
-        stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, 10 * intervalNs)
+            : (sourceFPS >= 0.001 && sourceFPS.isFinite ? UInt64(1e9 / sourceFPS) : 0)
+        let (tenIntervals, overflow) = intervalNs.multipliedReportingOverflow(by: 10)
+        stallNs = max(UInt64(settings.timeouts.readMs) * 1_000_000, overflow ? UInt64.max / 2 : tenIntervals)
     }
 
     /// Releases the FFmpeg source (after taking it out of `requestStop`'s reach).
     private func closeAV() {
-        interruptible.withLock { $0 = nil }
+        // Taken out under the lock, released after it: destroying a live source may take up to
+        // half a second (RTSP's TEARDOWN), and requestStop must not wait on the lock for that.
+        let source = interruptible.withLock { held -> AVSource? in
+            let taken = held
+            held = nil
+            return taken
+        }
         av = nil
+        withExtendedLifetime(source) {}
     }
 
     private enum StreamOutcome { case stopped, finished, failed(String) }

@@ -80,9 +80,17 @@ public final class FramePool: @unchecked Sendable {
     /// bits the top slot plus one (0: empty).
     private let head = Atomic<UInt64>(0)
 
-    public init(slotCount: Int) {
+    /// Bytes of pixel buffers the pool may hold at once; a buffer that would take it past this is
+    /// not allocated (`buffer` gives nil: that frame is failed). The ring was sized at start for
+    /// the frames known then; a stream whose frames turn out larger must not take the machine.
+    public let byteBudget: Int
+    /// Bytes of pixel buffers allocated now. Changed by slot holders when a buffer grows.
+    private let heldBytes = Atomic<Int>(0)
+
+    public init(slotCount: Int, byteBudget: Int = Int.max) {
         precondition(slotCount > 0 && slotCount < Int(UInt32.max))
         self.slotCount = slotCount
+        self.byteBudget = byteBudget
         buffers = .allocate(capacity: slotCount)
         buffers.initialize(repeating: nil, count: slotCount)
         capacities = .allocate(capacity: slotCount)
@@ -155,14 +163,23 @@ public final class FramePool: @unchecked Sendable {
     public func buffer(_ slot: UInt32, atLeast bytes: Int) -> UnsafeMutableRawPointer? {
         let i = Int(slot)
         if let buffer = buffers[i], capacities[i] >= bytes { return buffer }
+        // Reserve the growth first; relaxed: a total, compared with the budget only.
+        let growth = bytes - capacities[i]
+        let (_, total) = heldBytes.add(growth, ordering: .relaxed)
+        guard total <= byteBudget else {
+            heldBytes.subtract(growth, ordering: .relaxed)
+            return nil
+        }
         free(buffers[i])
         buffers[i] = nil
+        heldBytes.subtract(capacities[i] + growth, ordering: .relaxed)  // given back below if allocated
         capacities[i] = 0
         contents[i] = SlotContent()  // a new buffer holds nothing
         // 64-byte alignment suits the SIMD loads of the JPEG encoder and colour conversion.
         // posix_memalign, not UnsafeMutableRawPointer.allocate, which aborts when memory runs out.
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let buffer = raw else { return nil }
+        heldBytes.add(bytes, ordering: .relaxed)
         buffers[i] = buffer
         capacities[i] = bytes
         return buffer

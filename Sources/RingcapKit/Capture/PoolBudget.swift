@@ -9,7 +9,9 @@ import Foundation
 ///   would take more than half of the memory is refused (exit 64, naming the figure);
 /// - the default ring (about two seconds of frames) is lowered, a power of two at a time, until
 ///   the pool takes at most a quarter of the memory, and the log says so. A source whose size is
-///   known only at its first frame counts as 1920x1080 here.
+///   known only at its first frame counts as 1920x1080 here;
+/// - whatever the frames turn out to be, the pool never holds more than half of the memory
+///   (`FramePool.byteBudget`): a frame that would take it further is counted as failed.
 ///
 /// "Memory" is the physical memory or the cgroup's limit (a container, a systemd `MemoryMax=`),
 /// whichever is lower. A plain value.
@@ -50,7 +52,7 @@ public struct RingPlan: Equatable, Sendable {
         let wanted = powerOfTwo(atLeast: config.effectiveRingCapacity)
         var ring = wanted
         while ring > minimumRing && poolBytes(ring: ring, frame: frame) > quarter { ring /= 2 }
-        if poolBytes(ring: ring, frame: frame) > half, let big = largestKnown {
+        if let big = largestKnown, poolBytes(ring: ring, frame: big) > half {
             throw .invalidValue(flag: "--camera", value: big.description,
                                 reason: "\(config.cameras.count) camera(s) of frames up to \(big) need a frame pool of at least "
                                     + "\(ByteSize.format(Int64(clamping: poolBytes(ring: ring, frame: big)))) (\(ring + extraSlots) frames), "

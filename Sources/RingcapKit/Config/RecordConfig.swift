@@ -240,8 +240,14 @@ public struct RecordConfig: Sendable {
             if passes(errno) { return }
             throw .outputNotWritable(path: path, reason: "cannot create files there: creating '\(own)' failed (\(String(cString: strerror(errno))))")
         }
+        // ringcap often runs as root: its own folder must be a real folder, not a link to
+        // somewhere a file of ours would land in (or truncate).
+        guard lstat(own, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw .outputNotWritable(path: path, reason: "'\(own)' is not a folder (a symbolic link?); ringcap keeps its lock there")
+        }
         let probe = own + "/probe-\(getpid())"
-        let fd = open(probe + RecordingLayout.temporaryEnding, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(probe + RecordingLayout.temporaryEnding)  // a probe of an earlier process of this PID
+        let fd = open(probe + RecordingLayout.temporaryEnding, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             if passes(errno) { return }
             throw .outputNotWritable(path: path, reason: "cannot create files there (\(String(cString: strerror(errno))))")

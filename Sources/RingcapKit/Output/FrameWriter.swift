@@ -108,7 +108,11 @@ final class FrameWriter: @unchecked Sendable {
         self.logger = logger
         encoder = try JPEGEncoder()
         jpegCapacity = JPEGEncoder.maxSize(width: 1920, height: 1080)
-        jpeg = .allocate(byteCount: jpegCapacity, alignment: 64)
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, jpegCapacity) == 0, let buffer = raw else {
+            throw CaptureError(source: "jpeg", reason: "no memory for the JPEG buffer")
+        }
+        jpeg = buffer
         lastMinute = Array(repeating: Int64.min, count: cameras.count)
         latencyUs = Array(repeating: Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three),
                           count: cameras.count)
@@ -120,7 +124,7 @@ final class FrameWriter: @unchecked Sendable {
     }
 
     deinit {
-        jpeg.deallocate()
+        free(jpeg)
         iov.deallocate()
         exif.deinitialize(count: cameras.count)
         exif.deallocate()
@@ -149,7 +153,8 @@ final class FrameWriter: @unchecked Sendable {
             }
             spaceReady.ring()
             inFlightCamera.store(Int(token.camera), ordering: .relaxed)
-            inFlight.store(1, ordering: .relaxed)
+            // Releasing: the recorder's acquiring claim that sees 1 sees this frame's camera.
+            inFlight.store(1, ordering: .releasing)
             let stored = write(token)
             // Counted here, once: unless the recorder gave up waiting for this frame at the drain
             // deadline and claimed it (1 -> 2), counting it failed itself.
@@ -171,8 +176,15 @@ final class FrameWriter: @unchecked Sendable {
         // Encode, then give the pixels back at once: the pool slot is free while we wait on disk.
         let needed = JPEGEncoder.maxSize(width: width, height: height)
         if needed > jpegCapacity {  // a bigger camera than any before: grow once
-            jpeg.deallocate()
-            jpeg = .allocate(byteCount: needed, alignment: 64)
+            // posix_memalign, not allocate (which aborts): without memory for it, this frame fails.
+            var raw: UnsafeMutableRawPointer?
+            guard posix_memalign(&raw, 64, needed) == 0, let grown = raw else {
+                camera.pool.release(slot)
+                fail(camera, errno: ENOMEM, what: "no memory for the JPEG of a \(width)x\(height) frame")
+                return false
+            }
+            free(jpeg)
+            jpeg = grown
             jpegCapacity = needed
         }
         guard let pixels = camera.pool.pixels(slot) else {
@@ -279,7 +291,8 @@ final class FrameWriter: @unchecked Sendable {
         path.append(int: Int64(bitPattern: seq))
     }
 
-    /// Writes `iov[0..<parts]` to `path` + ".rctmp", optionally fsyncs, and renames it to `path`.
+    /// Writes `iov[0..<parts]` to `path` + this run's temporary suffix, optionally fsyncs, and
+    /// renames it to `path` (never onto an existing file).
     /// Returns 0 or the errno that stopped it; on failure no temporary file is left behind.
     private func storeFile(parts: Int, folderLength: Int) -> Int32 {
         let finalLength = path.count

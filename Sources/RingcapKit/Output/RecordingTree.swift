@@ -166,10 +166,15 @@ final class LeftoverCleaner: @unchecked Sendable {
     /// Temporaries removed. Relaxed: a total read after `join`.
     let removed = Atomic<Int>(0)
 
-    init(out: String, currentSuffix: String, logger: Logger) {
+    /// True once the recording stored its first frame: the walk waits for it (at most 5 s),
+    /// so that nothing of the clean-up comes before a frame.
+    private let firstFrameStored: @Sendable () -> Bool
+
+    init(out: String, currentSuffix: String, logger: Logger, firstFrameStored: @escaping @Sendable () -> Bool) {
         self.out = out
         self.currentSuffix = currentSuffix
         self.logger = logger
+        self.firstFrameStored = firstFrameStored
     }
 
     func start() {
@@ -186,6 +191,10 @@ final class LeftoverCleaner: @unchecked Sendable {
     func join(timeoutNs: UInt64) -> Bool { done.wait(timeoutNs: timeoutNs) }
 
     private func run() {
+        let waitUntil = Clock.monotonicNs() + 5_000_000_000
+        while !firstFrameStored() && !stopRequested.isSet && Clock.monotonicNs() < waitUntil {
+            Clock.sleep(untilMonotonicNs: Clock.monotonicNs() + 20_000_000)
+        }
         RecordingTree.forEachMinute(out: out, shouldStop: { stopRequested.isSet }) { _, _, folder in
             for entry in folder.entries() where entry.kind == .file
                 && RecordingLayout.isLeftoverTemporary(entry.name, currentSuffix: currentSuffix) {

@@ -40,7 +40,6 @@ public final class Recorder {
         // runs left can go on beside the writers (in the background: a year of frames takes
         // minutes to walk, and nothing about it needs to precede the first frame).
         let temporarySuffix = RecordingLayout.temporarySuffix(runToken: UInt32.random(in: 0...UInt32.max))
-        let cleaner = LeftoverCleaner(out: config.outDirectory, currentSuffix: temporarySuffix, logger: logger)
 
         let plan: RingPlan
         do { plan = try config.ringPlan() } catch {
@@ -54,8 +53,13 @@ public final class Recorder {
         // times the cameras: with a pool per camera, each camera's pool would in time touch as
         // many buffers as the ring once held of its frames, and resident memory would creep up
         // towards cameras × ring under overload.
-        let pool = FramePool(slotCount: ring.capacity + config.writers + config.cameras.count + 1)
+        // At most half of the memory, whatever the frames turn out to be (a stream's size is known
+        // only at its first frame): past that a frame is failed, not the machine.
+        let pool = FramePool(slotCount: ring.capacity + config.writers + config.cameras.count + 1,
+                             byteBudget: Int(clamping: MachineMemory.limitBytes() / 2))
         let counters = config.cameras.map { _ in CameraCounters() }
+        let cleaner = LeftoverCleaner(out: config.outDirectory, currentSuffix: temporarySuffix, logger: logger,
+                                      firstFrameStored: { counters.contains { $0.written.load(ordering: .relaxed) > 0 } })
         let framesReady = Doorbell()
         let spaceReady = Doorbell()
         let producersDone = OnceFlag()
@@ -170,7 +174,7 @@ public final class Recorder {
             }
             for writer in writers where !writer.join(timeoutNs: 1_000_000_000) {
                 // Claim the frame it holds, so that it is counted once: failed, by us.
-                if writer.inFlight.compareExchange(expected: 1, desired: 2, ordering: .relaxed).exchanged {
+                if writer.inFlight.compareExchange(expected: 1, desired: 2, ordering: .acquiring).exchanged {
                     counters[writer.inFlightCamera.load(ordering: .relaxed)].failed.add(1, ordering: .relaxed)
                 }
             }
