@@ -522,6 +522,10 @@ struct HardeningTests {
         #expect(stats.status == 64, "\(stats.stderr)")
         #expect(stats.stderr.contains("--stats-json") && stats.stderr.contains("no/such"), "\(stats.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out + "/cam"))
+        // ... but into the --out folder this run creates, as the Quick start does, it is fine.
+        let fresh = dir.appendingPathComponent("fresh").path
+        let inside = try await runRingcapAsync(["record", "--out", fresh, "--stats-json", fresh + "/stats.json"] + camera, timeout: 30)
+        #expect(inside.status == 0 && FileManager.default.fileExists(atPath: fresh + "/stats.json"), "\(inside.stderr)")
         // --gps that can never give a position.
         for (gps, words) in [("/dev/null", "not a serial device"), (dir.path, "is a folder")] {
             let r = try await runRingcapAsync(["record", "--out", out, "--camera", "cam=test:320x240@10", "--frames", "3", "--gps", gps], timeout: 30)

@@ -143,11 +143,12 @@ public struct RecordConfig: Sendable {
             throw .invalidValue(flag: "--max-size", value: "0", reason: "must be a positive size such as 500MB")
         }
         try Self.validateGPSDevice(gps)
-        if let statsJSONPath { try Self.validateStatsPath(statsJSONPath) }
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
         }
         try Self.prepareOutput(outDirectory)
+        // After --out exists: the summary may go inside it (the Quick start puts it there).
+        if let statsJSONPath { try Self.validateStatsPath(statsJSONPath) }
     }
 
     /// `--duration` at most ten years: longer is a typo, and beyond about 584 years the
