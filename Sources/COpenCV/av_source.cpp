@@ -21,7 +21,7 @@ extern "C" {
 namespace {
 
 // COpenCV.h's codes; not included here so that COpenCV.h can include RCAVSource.h.
-constexpr int kOK = 0, kEnd = 1, kFail = -1;
+constexpr int kOK = 0, kEnd = 1, kFail = -1, kBadFrame = 3;
 
 // The only shared mutable state: handles share no lock, so one hung camera blocks no other.
 std::atomic<rc_av_log_sink> g_sink{nullptr};
@@ -127,6 +127,8 @@ struct rc_av_source {
     int stream = -1;
     int read_error = 0;  // a file's read error other than EOF, reported with its end
     int drain_errors = 0;  // damaged frames met while draining the decoder at the end of a file
+    // Passthrough: the stream's packets are JPEGs and are handed over as they came, undecoded.
+    bool packet_mode = false, have_packet = false, checked_tables = false;
     bool opened = false, failed = false, have_frame = false, pending = false, draining = false, ended = false;
     int width = 0, height = 0;  // what rc_av_frame_size reports
     char failure[160] = "";  // the first grab failure: demuxer state is not to be trusted after it
@@ -232,6 +234,7 @@ int open_input(rc_av_source *s, const char *url, int *av_error, char *msg, size_
     s->dec->opaque = tag_opaque(s->p.tag);  // frame threads copy it, so their messages keep the tag
     if ((r = avcodec_open2(s->dec, codec, nullptr)) < 0) return fail(r, "cannot open the decoder");
     if (!(s->pkt = av_packet_alloc()) || !(s->frame = av_frame_alloc())) return fail(AVERROR(ENOMEM), "cannot open");
+    s->packet_mode = s->p.packets && st->codecpar->codec_id == AV_CODEC_ID_MJPEG;
     s->width = s->p.width > 0 && s->p.height > 0 ? s->p.width : st->codecpar->width;
     s->height = s->p.width > 0 && s->p.height > 0 ? s->p.height : st->codecpar->height;
     s->opened = true;
@@ -240,6 +243,41 @@ int open_input(rc_av_source *s, const char *url, int *av_error, char *msg, size_
 }
 
 int grab_once(rc_av_source *s, char *msg, size_t len);
+
+// A fast look at a JPEG without decoding it: SOI first, a frame header (SOF) before the scan, and
+// EOI at the end (a few bytes of padding after it allowed, as AVI pads to even sizes). Gives the
+// frame's size and whether it carries its own Huffman tables (DHT): many webcams leave them out
+// and rely on the decoder's defaults, and such a file is no JPEG on its own.
+bool parse_jpeg(const uint8_t *d, size_t n, int *w, int *h, bool *tables) {
+    *w = *h = 0;
+    *tables = false;
+    if (!d || n < 8 || d[0] != 0xFF || d[1] != 0xD8) return false;
+    bool eoi = false;
+    for (size_t k = n; k >= 2 && k + 16 >= n; k--) {
+        if (d[k - 2] == 0xFF && d[k - 1] == 0xD9) { eoi = true; break; }
+    }
+    if (!eoi) return false;
+    size_t i = 2;
+    bool sof = false;
+    while (i + 4 <= n) {
+        if (d[i] != 0xFF) return false;
+        const uint8_t m = d[i + 1];
+        if (m == 0xFF) { i++; continue; }  // fill byte
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+        const size_t segment = size_t(d[i + 2]) << 8 | d[i + 3];
+        if (segment < 2 || i + 2 + segment > n) return false;
+        if (m == 0xC4) *tables = true;
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            if (segment < 7) return false;
+            *h = int(d[i + 5]) << 8 | d[i + 6];
+            *w = int(d[i + 7]) << 8 | d[i + 8];
+            sof = true;
+        }
+        if (m == 0xDA) return sof && *w > 0 && *h > 0;  // the scan: the headers are all seen
+        i += 2 + segment;
+    }
+    return false;
+}
 
 int grab(rc_av_source *s, char *msg, size_t len) {
     if (s->failed) {
@@ -268,6 +306,10 @@ int grab_once(rc_av_source *s, char *msg, size_t len) {
         return kEnd;
     }
     s->have_frame = false;
+    if (s->have_packet) {  // the previous passthrough frame is done with
+        av_packet_unref(s->pkt);
+        s->have_packet = false;
+    }
     // One deadline for the whole grab, also armed in every av_read_frame: packets that arrive
     // but never decode (broken JPEGs) must not keep a dead camera alive.
     const int timeout_ms = s->p.read_timeout_ms;
@@ -334,6 +376,28 @@ int grab_once(rc_av_source *s, char *msg, size_t len) {
             continue;
         }
         got_packet = true;
+        if (s->packet_mode) {
+            int w, h;
+            bool tables;
+            if (!parse_jpeg(s->pkt->data, size_t(s->pkt->size), &w, &h, &tables)) {
+                put(msg, len, "the camera sent %d bytes that are not a whole JPEG", s->pkt->size);
+                av_packet_unref(s->pkt);
+                s->undecodable++;
+                return kBadFrame;
+            }
+            if (!s->checked_tables) {
+                s->checked_tables = true;
+                // Without its own Huffman tables a frame is not a JPEG on its own: decode and
+                // encode this camera's frames instead.
+                if (!tables) s->packet_mode = false;
+            }
+            if (s->packet_mode) {
+                s->width = w;
+                s->height = h;
+                s->have_packet = true;
+                return kOK;
+            }
+        }
         r = avcodec_send_packet(s->dec, s->pkt);
         if (r == AVERROR(EAGAIN)) {  // cannot happen after receive gave EAGAIN, but keep the packet
             s->pending = true;
@@ -448,6 +512,15 @@ extern "C" void rc_av_interrupt(rc_av_source *src) { src->abort.store(true); }
 extern "C" int rc_av_grab(rc_av_source *src, char *msg, size_t msg_len) {
     TagScope scope(src->p.tag);
     return guarded(msg, msg_len, [&] { return grab(src, msg, msg_len); });
+}
+
+extern "C" int rc_av_is_passthrough(const rc_av_source *src) { return src->packet_mode ? 1 : 0; }
+
+extern "C" int rc_av_packet(const rc_av_source *src, const uint8_t **data, size_t *size) {
+    if (!src->have_packet) return kFail;
+    *data = src->pkt->data;
+    *size = size_t(src->pkt->size);
+    return kOK;
 }
 
 extern "C" void rc_av_frame_size(const rc_av_source *src, int *width, int *height) {

@@ -75,6 +75,7 @@ enum StandardError {
     }
 }
 extension RTSPTransport: ExpressibleByArgument {}
+extension PassthroughMode: ExpressibleByArgument {}
 
 extension BenchScenario: ExpressibleByArgument {}
 
@@ -116,8 +117,11 @@ struct Record: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Frame size: webcams are asked for it, other sources are scaled to it.", valueName: "WxH"))
     var size: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("JPEG quality, 1 to 100.", valueName: "1...100"))
-    var quality: Int = 85
+    @Option(parsing: .unconditional, help: ArgumentHelp("JPEG quality, 1 to 100 (default 85). Given, it also re-encodes cameras that send JPEG.", valueName: "1-100"))
+    var quality: Int?
+
+    @Option(help: ArgumentHelp("Cameras that send JPEG (MJPEG streams, webcams, files): auto stores their frames as they came, with ringcap's EXIF, unless --size or --quality asks for pixels; off decodes and encodes them again.", valueName: "auto|off"))
+    var passthrough: PassthroughMode = .auto
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Number of writer threads that encode and store frames. Default: the number of cores.", valueName: "N"))
     var writers: Int?
@@ -183,7 +187,9 @@ struct Record: ParsableCommand {
         var config = RecordConfig(cameras: specs, outDirectory: out)
         if let fps { config.fpsCap = fps.value }
         if let size { config.size = try FrameSize(parsing: size) }
-        config.quality = quality
+        config.quality = quality ?? 85
+        config.qualityGiven = quality != nil
+        config.passthrough = passthrough
         if let writers { config.writers = writers }
         config.ringCapacity = ring
         config.whenFull = whenFull

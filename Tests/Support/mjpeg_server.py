@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """An HTTP MJPEG camera on loopback for the tests, as IP cameras serve it.
 
-Usage: mjpeg_server.py PORT FRAME_DIR [FPS] [--garbage]
+Usage: mjpeg_server.py PORT FRAME_DIR [FPS] [--garbage] [--damage]
 Serves GET /video.mjpg (any query string is ignored) as multipart/x-mixed-replace;
 boundary=frame, cycling through the .jpg files of FRAME_DIR (sorted) at FPS (default 10), to any
 number of clients at once. With --garbage every part is the size of its JPEG but random bytes (a
-camera sending broken frames). Prints "ready http://127.0.0.1:PORT/video.mjpg" once it listens.
+camera sending broken frames); with --damage every third part is its JPEG cut in half. Prints "ready http://127.0.0.1:PORT/video.mjpg" once it listens.
 The tests stop it by its PID.
 """
 import os
@@ -19,6 +19,7 @@ class Camera(BaseHTTPRequestHandler):
     frames: list = []
     interval = 0.1
     garbage = False
+    damage = False
 
     def do_GET(self):
         if self.path.split("?", 1)[0] != "/video.mjpg":
@@ -35,6 +36,8 @@ class Camera(BaseHTTPRequestHandler):
                 jpeg = self.frames[n % len(self.frames)]
                 if self.garbage:
                     jpeg = os.urandom(len(jpeg))
+                elif self.damage and n % 3 == 2:
+                    jpeg = jpeg[: len(jpeg) // 2]
                 self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
                                  + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                 self.wfile.flush()
@@ -49,8 +52,9 @@ class Camera(BaseHTTPRequestHandler):
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if a != "--garbage"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     Camera.garbage = "--garbage" in sys.argv[1:]
+    Camera.damage = "--damage" in sys.argv[1:]
     port, folder = int(args[0]), args[1]
     fps = float(args[2]) if len(args) > 2 else 10.0
     Camera.frames = [open(os.path.join(folder, f), "rb").read()

@@ -153,6 +153,12 @@ int rc_usable_cpus(void);
 int rc_video_make(const char *_Nonnull path, int width, int height, int frames, double fps,
                   char *_Nonnull msg, size_t msg_len);
 
+/// Copies a camera's JPEG `src` (`n` bytes) into `dst` without its own EXIF (APP1 "Exif"
+/// segments), everything else byte for byte, so that ringcap's EXIF (time, camera, position) can
+/// go in its place: the camera's frame stored as it came, with one EXIF, and ours. Returns the
+/// bytes written, or 0 when `src` does not start as a JPEG or `cap` < `n`.
+size_t rc_jpeg_copy_without_exif(const uint8_t *_Nonnull src, size_t n, uint8_t *_Nonnull dst, size_t cap);
+
 /// Renames `from` to `to` unless `to` exists: a stored frame is never replaced, whatever the
 /// clock did (rename(2) would replace it silently). renameat2(RENAME_NOREPLACE) where the file
 /// system has it, else link + unlink. Returns 0, or an errno (EEXIST when `to` exists).

@@ -37,6 +37,9 @@ typedef struct rc_av_params {
                           // scaled to it
     int tag;              // the camera's index, handed back to the log sink
     int threads;          // decoder threads; 0: one per usable CPU
+    int packets;          // 1: when the stream's frames are JPEGs (MJPEG) that carry their own
+                          // Huffman tables, grab hands each over as it came, undecoded
+                          // (rc_av_packet); otherwise, or 0, frames are decoded
 } rc_av_params;
 
 /// Makes a handle that does no I/O yet. Why it exists beside rc_av_open: the handle must exist
@@ -69,6 +72,10 @@ void rc_av_destroy(rc_av_source *_Nullable src);
 /// atomic flag that the handle's FFmpeg interrupt callback reads; the owner still destroys it.
 void rc_av_interrupt(rc_av_source *_Nonnull src);
 
+/// rc_av_grab's status for a passthrough frame that is not a whole JPEG (no SOI, no frame header,
+/// or no EOI at its end): a frame came and cannot be stored; the next grab reads on.
+enum { RC_AV_BAD_FRAME = 3 };
+
 /// Reads packets and decodes until ONE frame is decoded: RC_OK. RC_END at the end of a file (after
 /// flushing the decoder, so the last frames come out first; a read error other than EOF also ends
 /// a file, and the message of that first RC_END names it). RC_FAIL for a live stream's error,
@@ -82,6 +89,15 @@ int rc_av_grab(rc_av_source *_Nonnull src, char *_Nonnull msg, size_t msg_len);
 /// decoded frame's own (which may change from frame to frame). Before the first grab: the params
 /// size, else the size the stream announced (0x0 when it did not).
 void rc_av_frame_size(const rc_av_source *_Nonnull src, int *_Nonnull width, int *_Nonnull height);
+
+/// 1 while the source hands frames over as JPEGs (params.packets, an MJPEG stream with its own
+/// Huffman tables: decided at the first frame, so ask after each grab); 0 when it decodes.
+int rc_av_is_passthrough(const rc_av_source *_Nonnull src);
+
+/// The JPEG just grabbed in passthrough: its bytes as the camera sent them, valid until the next
+/// grab or destroy. RC_OK, or RC_FAIL when the last grab gave no passthrough frame.
+int rc_av_packet(const rc_av_source *_Nonnull src, const uint8_t *_Nullable *_Nonnull data,
+                 size_t *_Nonnull size);
 
 /// Converts the grabbed frame to packed BGR24 straight into `dst`, whose rows are `stride` bytes
 /// apart (at least 3 x width) and which holds rc_av_frame_size pixels. RC_OK or RC_FAIL.

@@ -318,7 +318,7 @@ private final class FrameSet {
                 case .end:
                     capture = try open()
                     continue
-                case .failed(let reason):
+                case .failed(let reason), .badFrame(let reason):
                     throw CaptureError(source: path, reason: reason)
                 }
             }

@@ -23,7 +23,7 @@ final class AVSource: @unchecked Sendable {
     /// Makes the handle, without any I/O yet: hand it to whoever may need to interrupt the open
     /// (`interrupt`), then `open(url:)`.
     init(live: Bool, size: FrameSize?, timeouts: CaptureTimeouts, rtspTransport: RTSPTransport,
-         tag: Int32, decoderThreads: Int = 0) throws(AVSourceError) {
+         tag: Int32, decoderThreads: Int = 0, passthrough: Bool = false) throws(AVSourceError) {
         var params = rc_av_params()
         params.is_live = live ? 1 : 0
         params.open_timeout_ms = live ? timeouts.openMs : 0
@@ -33,6 +33,7 @@ final class AVSource: @unchecked Sendable {
         params.height = Int32(size?.height ?? 0)
         params.tag = tag
         params.threads = Int32(decoderThreads)
+        params.packets = passthrough ? 1 : 0
         var out: OpaquePointer?
         guard rc_av_create(&params, &out, message.base, message.count) == 0, let out else {
             throw AVSourceError(reason: message.text, tooManyOpenFiles: false)
@@ -83,8 +84,21 @@ final class AVSource: @unchecked Sendable {
         switch rc_av_grab(handle, message.base, message.count) {
         case 0: return .frame
         case 1: return .end
+        case Int32(RC_AV_BAD_FRAME): return .badFrame(message.text)
         default: return .failed(message.text)
         }
+    }
+
+    /// The frame just grabbed is the camera's own JPEG, handed over undecoded (`packet`).
+    var isPassthrough: Bool { rc_av_is_passthrough(handle) == 1 }
+
+    /// The passthrough frame's bytes, valid until the next grab.
+    @inline(__always)
+    var packet: UnsafeRawBufferPointer? {
+        var data: UnsafePointer<UInt8>?
+        var size = 0
+        guard rc_av_packet(handle, &data, &size) == 0, let data else { return nil }
+        return UnsafeRawBufferPointer(start: data, count: size)
     }
 
     /// Converts the grabbed frame into `dst` (`frameSize`, rows `stride` apart). nil or the reason.

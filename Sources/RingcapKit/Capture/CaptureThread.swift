@@ -17,6 +17,9 @@ public struct CaptureSettings: Sendable {
     /// Decoder threads for a stream or file (0: FFmpeg's own count): the camera's share of the
     /// cores, since every camera decodes at once beside the writers.
     public var decoderThreads = 0
+    /// An MJPEG source's frames are stored as the camera sent them (`--passthrough auto`, and
+    /// nothing needs the pixels: no `--size`, no `--quality` given).
+    public var passthrough = false
     /// Backoff after a failure: first delay and cap.
     public var backoffStartNs: UInt64 = 500_000_000
     public var backoffMaxNs: UInt64 = 30_000_000_000
@@ -212,7 +215,7 @@ public final class CaptureThread: @unchecked Sendable {
             do {
                 opened = try AVSource(live: !isFile, size: settings.size, timeouts: settings.timeouts,
                                       rtspTransport: settings.rtspTransport, tag: Int32(settings.index),
-                                      decoderThreads: settings.decoderThreads)
+                                      decoderThreads: settings.decoderThreads, passthrough: settings.passthrough)
                 // Within reach of requestStop before the open blocks: a stop must not wait for a
                 // hung camera's open timeout. (A stop that came before finds `stopping` set.)
                 interruptible.withLock { $0 = opened }
@@ -289,6 +292,7 @@ public final class CaptureThread: @unchecked Sendable {
                             continue
                         case .end: return .failed("the stream ended")
                         case .failed(let reason): return .failed(reason)
+                        case .badFrame: continue  // discarded anyway
                         }
                     }
                 }
@@ -299,6 +303,13 @@ public final class CaptureThread: @unchecked Sendable {
                 case .frame: break
                 case .end: return isFile ? .finished : .failed("no frame from the source")
                 case .failed(let reason): return .failed(reason)
+                case .badFrame(let reason):
+                    // A frame came and cannot be stored: captured and failed, never stored broken.
+                    counters.captured.add(1, ordering: .relaxed)
+                    counters.failed.add(1, ordering: .relaxed)
+                    seq += 1
+                    logFrameFailure(reason)
+                    continue
                 }
             }
             // Stamp at grab time.
@@ -391,7 +402,19 @@ public final class CaptureThread: @unchecked Sendable {
     @inline(__always)
     private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> FillResult {
         var width: Int, height: Int
-        if let pattern {
+        var jpegBytes = 0
+        if let av, av.isPassthrough {
+            // The camera's own JPEG, copied into the slot as it came: no decode, no encode.
+            (width, height) = av.frameSize
+            noteSize(width: width, height: height)
+            guard let bytes = av.packet, bytes.count > 0 else { return .frameFailed("no passthrough frame") }
+            guard let buffer = pool.buffer(slot, atLeast: bytes.count) else {
+                return .frameFailed("no memory for a JPEG of \(bytes.count) bytes")
+            }
+            buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
+            jpegBytes = bytes.count
+        } else if let pattern {
             width = pattern.width
             height = pattern.height
             guard Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall) else {
@@ -438,7 +461,7 @@ public final class CaptureThread: @unchecked Sendable {
         pool.meta[Int(slot)] = FrameMeta(
             seq: seq, wallNs: wall, monotonicNs: monotonic, width: Int32(width), height: Int32(height),
             stride: Int32(width * 3), ringDepth: Int32(depth),
-            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)),
+            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)), jpegBytes: Int32(jpegBytes),
             hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
         return .filled
     }

@@ -44,6 +44,9 @@ public struct FrameMeta: BitwiseCopyable {
     public var stride: Int32 = 0
     public var ringDepth: Int32 = 0
     public var droppedSoFar: Int64 = 0
+    /// A passthrough frame: the slot's buffer holds the camera's JPEG, this many bytes (0: the
+    /// buffer holds packed BGR pixels, `stride` bytes a row).
+    public var jpegBytes: Int32 = 0
     public var hasFix = false
     public var fix = GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)
 }

@@ -115,7 +115,9 @@ final class OpenCVCapture {
     /// Frames a file's container announces; 0 when unknown (streams, devices).
     var announcedFrameCount: Int { Int(rc_capture_frame_count(handle)) }
 
-    enum GrabResult { case frame, end, failed(String) }
+    /// `badFrame`: a frame came that cannot be stored (a passthrough JPEG that is not whole); the
+    /// source goes on.
+    enum GrabResult { case frame, end, failed(String), badFrame(String) }
 
     @inline(__always)
     func grab() -> GrabResult {

@@ -11,6 +11,14 @@ public struct RecordConfig: Sendable {
     public var fpsCap: Double?
     public var size: FrameSize?
     public var quality: Int = 85
+    /// `--quality` was given: the user wants frames at that quality, so none is passed through.
+    public var qualityGiven = false
+    /// `--passthrough`: store a camera's own JPEGs as they came when nothing needs their pixels.
+    public var passthrough: PassthroughMode = .auto
+
+    /// Whether MJPEG cameras' frames are stored as they came: `--passthrough auto`, no `--size`
+    /// (that needs pixels) and no `--quality` given.
+    public var passesJPEGThrough: Bool { passthrough == .auto && size == nil && !qualityGiven }
     public var writers: Int
     /// Requested ring capacity; nil: about two seconds of frames for all cameras.
     public var ringCapacity: Int?

@@ -171,6 +171,14 @@ public struct CameraSpec: Equatable, Sendable {
     }
 }
 
+/// `--passthrough`: what becomes of frames a camera sends as JPEG (MJPEG webcams, IP cameras, files).
+public enum PassthroughMode: String, Sendable, CaseIterable {
+    /// Stored as they came, with ringcap's EXIF, when nothing needs their pixels.
+    case auto
+    /// Decoded and encoded again at `--quality`.
+    case off
+}
+
 /// What the recorder does when a frame arrives and the ring is full.
 public enum WhenFull: String, Sendable, CaseIterable {
     /// Evict the oldest frame: the newest always win (the default for live sources).

@@ -174,7 +174,8 @@ final class FrameWriter: @unchecked Sendable {
         let width = Int(meta.width), height = Int(meta.height)
 
         // Encode, then give the pixels back at once: the pool slot is free while we wait on disk.
-        let needed = JPEGEncoder.maxSize(width: width, height: height)
+        let passthrough = meta.jpegBytes > 0
+        let needed = passthrough ? Int(meta.jpegBytes) : JPEGEncoder.maxSize(width: width, height: height)
         if needed > jpegCapacity {  // a bigger camera than any before: grow once
             // posix_memalign, not allocate (which aborts): without memory for it, this frame fails.
             var raw: UnsafeMutableRawPointer?
@@ -192,8 +193,16 @@ final class FrameWriter: @unchecked Sendable {
             fail(camera, errno: -1, what: "frame without pixels")
             return false
         }
-        let encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
+        let encoded: Result<Int, CaptureError>
+        if passthrough {
+            // The camera's JPEG as it came, less its own EXIF (ours goes in after SOI below).
+            let n = rc_jpeg_copy_without_exif(pixels.assumingMemoryBound(to: UInt8.self), Int(meta.jpegBytes),
+                                              jpeg.assumingMemoryBound(to: UInt8.self), jpegCapacity)
+            encoded = n > 0 ? .success(n) : .failure(CaptureError(source: "jpeg", reason: "the camera's JPEG has no SOI"))
+        } else {
+            encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
                                      quality: quality, into: jpeg, capacity: jpegCapacity)
+        }
         camera.pool.release(slot)
         guard case .success(let jpegBytes) = encoded else {
             if case .failure(let error) = encoded { fail(camera, errno: -2, what: "JPEG encode: \(error.reason)") }
@@ -252,7 +261,7 @@ final class FrameWriter: @unchecked Sendable {
         }
 
         // The sidecar, after its JPEG: a reader that sees the .json finds the .jpg.
-        formatSidecar(into: &sidecar, head: camera.sidecarHead, meta: meta, quality: quality, fileBytes: fileBytes,
+        formatSidecar(into: &sidecar, head: camera.sidecarHead, meta: meta, quality: passthrough ? nil : quality, fileBytes: fileBytes,
                       fix: fix, gps: gps)
         path.truncate(to: stemLength)
         path.append(".json")

@@ -4,7 +4,7 @@
 ///
 /// Allocates nothing: writers call it for every frame. Thread-safe as long as each thread uses
 /// its own sink.
-func formatSidecar(into sidecar: inout ByteSink, head: [UInt8], meta: FrameMeta, quality: Int, fileBytes: Int,
+func formatSidecar(into sidecar: inout ByteSink, head: [UInt8], meta: FrameMeta, quality: Int?, fileBytes: Int,
                    fix: GPSFix?, gps: WriterGPS) {
     sidecar.reset()
     head.withUnsafeBufferPointer { sidecar.append(bytes: $0) }
@@ -13,8 +13,11 @@ func formatSidecar(into sidecar: inout ByteSink, head: [UInt8], meta: FrameMeta,
     sidecar.append("\",\"monotonic_ns\":"); sidecar.append(int: Int64(bitPattern: meta.monotonicNs))
     sidecar.append(",\"width\":"); sidecar.append(int: Int(meta.width))
     sidecar.append(",\"height\":"); sidecar.append(int: Int(meta.height))
-    sidecar.append(",\"jpeg\":{\"quality\":"); sidecar.append(int: quality)
+    // quality null and passthrough true: the camera's own JPEG, stored as it came.
+    sidecar.append(",\"jpeg\":{\"quality\":")
+    if let quality { sidecar.append(int: quality) } else { sidecar.append("null") }
     sidecar.append(",\"bytes\":"); sidecar.append(int: fileBytes)
+    sidecar.append(quality == nil ? ",\"passthrough\":true" : ",\"passthrough\":false")
     sidecar.append("},\"gps\":")
     appendGPSJSON(fix, frameMonotonicNs: meta.monotonicNs, maxAgeNs: gps.maxAgeNs, source: gps.source, to: &sidecar)
     sidecar.append(",\"ring\":{\"depth\":"); sidecar.append(int: Int(meta.ringDepth))

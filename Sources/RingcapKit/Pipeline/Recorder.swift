@@ -95,6 +95,7 @@ public final class Recorder {
             settings.timeouts = config.captureTimeouts
             settings.rtspTransport = config.rtspTransport
             settings.decoderThreads = decoderThreads
+            settings.passthrough = config.passesJPEGThrough
             return CaptureThread(settings: settings, counters: counters[i], pool: pool,
                                  allCounters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady,
                                  gps: gps, logger: logger)
