@@ -14,17 +14,6 @@ import Glibc
 
 private let runningAsRoot = getuid() == 0
 
-/// Frames of a bar-code video (`makeBarcodeVideo`'s code, frame n showing n + `offset`) as `count`
-/// JPEG files `prefix_NNN.jpg` in `dir`, at `width`x`height`.
-private func makeBarcodeJPEGs(in dir: URL, prefix: String, count: Int, offset: Int, width: Int, height: Int) throws {
-    let band = width / 8
-    let filter = "nullsrc=s=\(width)x\(height):r=25,format=gray,geq=lum='if(mod(floor((N+\(offset))/pow(2\\,floor(X/\(band))))\\,2)\\,235\\,16)'"
-    let result = try runCommand("/usr/bin/ffmpeg", ["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", filter,
-                                                    "-frames:v", "\(count)", "-q:v", "3", "-pix_fmt", "yuvj420p",
-                                                    dir.appendingPathComponent("\(prefix)_%03d.jpg").path])
-    try #require(result.status == 0, "ffmpeg failed: \(result.stderr)")
-}
-
 /// An MPEG-TS H.264 segment of the bar-code video, frames showing `offset`..<`offset + count`.
 private func makeBarcodeSegment(_ path: String, count: Int, offset: Int, width: Int, height: Int) throws {
     let band = width / 8

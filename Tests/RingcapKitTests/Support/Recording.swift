@@ -193,6 +193,17 @@ func makeBarcodeVideo(at path: String, frames: Int, codec: String, width: Int = 
     try #require(result.status == 0, "ffmpeg failed: \(result.stderr)")
 }
 
+/// Frames of a bar-code video (`makeBarcodeVideo`'s code, frame n showing n + `offset`) as `count`
+/// JPEG files `prefix_NNN.jpg` in `dir`, at `width`x`height`.
+func makeBarcodeJPEGs(in dir: URL, prefix: String, count: Int, offset: Int, width: Int, height: Int) throws {
+    let band = width / 8
+    let filter = "nullsrc=s=\(width)x\(height):r=25,format=gray,geq=lum='if(mod(floor((N+\(offset))/pow(2\\,floor(X/\(band))))\\,2)\\,235\\,16)'"
+    let result = try runCommand("/usr/bin/ffmpeg", ["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", filter,
+                                                    "-frames:v", "\(count)", "-q:v", "3", "-pix_fmt", "yuvj420p",
+                                                    dir.appendingPathComponent("\(prefix)_%03d.jpg").path])
+    try #require(result.status == 0, "ffmpeg failed: \(result.stderr)")
+}
+
 /// A stored image decoded by OpenCV: its size, and the bar code of `makeBarcodeVideo` read
 /// from it (nil when a band is neither clearly dark nor clearly light).
 func probeImage(_ path: String, bands: Int = 8) -> (width: Int, height: Int, code: Int?)? {
