@@ -120,7 +120,7 @@ struct Record: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("JPEG quality, 1 to 100 (default 85). Given, it also re-encodes cameras that send JPEG.", valueName: "1-100"))
     var quality: Int?
 
-    @Option(help: ArgumentHelp("Cameras that send JPEG (MJPEG streams, webcams, files): auto stores their frames as they came, with ringcap's EXIF, unless --size or --quality asks for pixels; off decodes and encodes them again.", valueName: "auto|off"))
+    @Option(help: ArgumentHelp("Cameras that send JPEG (MJPEG streams and files; not yet V4L2 webcams): auto stores their frames as they came, with ringcap's EXIF, unless --size or --quality asks for pixels; off decodes and encodes them again.", valueName: "auto|off"))
     var passthrough: PassthroughMode = .auto
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Number of writer threads that encode and store frames. Default: the number of cores.", valueName: "N"))
