@@ -18,6 +18,13 @@ struct Ringcap: ParsableCommand {
         defaultSubcommand: nil
     )
 
+    /// `ringcap` alone: the usage, on stderr, and EX_USAGE (a script that forgot its subcommand
+    /// must not look as if it had recorded).
+    func run() throws {
+        StandardError.write(Self.helpMessage() + "\n")
+        throw ExitCode(64)
+    }
+
     /// Runs the command and maps failures to exit codes: 64 for a bad flag or value (with one
     /// line naming it), 73 for an output folder that cannot be used, the command's own code
     /// otherwise.
@@ -28,6 +35,9 @@ struct Ringcap: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let code as ExitCode {
+            // Said already (the usage, a summary, a log line): only the status is left.
+            Foundation.exit(code.rawValue)
         } catch let error as ConfigError {
             StandardError.write("ringcap: \(error)\n")
             Foundation.exit(error.exitCode)

@@ -552,6 +552,17 @@ struct HardeningTests {
         #expect(raw.isEmpty, "raw FFmpeg lines: \(raw.prefix(5))")
     }
 
+    // MARK: Usage
+
+    /// `ringcap` alone prints the usage on stderr and exits 64, not 0.
+    @Test func bareCommandIsAUsageError() async throws {
+        let result = try await runRingcapAsync([], timeout: 30)
+        #expect(result.status == 64, "exit \(result.status)")
+        #expect(result.stderr.contains("USAGE: ringcap <subcommand>") && result.stderr.contains("record"), "\(result.stderr)")
+        let help = try await runRingcapAsync(["--help"], timeout: 30)
+        #expect(help.status == 0 && help.stdout.contains("USAGE: ringcap <subcommand>"))
+    }
+
     // MARK: 14. Camera names
 
     @Test func dangerousAndCaseCollidingNamesAreRefused() async throws {
