@@ -1,6 +1,6 @@
 // The C++ side of RCAVSource.h: libavformat/libavcodec/libswscale used directly. Every entry point
 // catches every exception: nothing may unwind into Swift. See the header for what each promises.
-#include "RCAVSource.h"
+#include "COpenCV.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -124,17 +124,20 @@ struct rc_av_source {
     AVFrame *frame = nullptr;
     SwsContext *sws = nullptr;
     int sws_key[7] = {};  // src w, h, format, full range, colour space; dst w, h
+    SwsContext *sws_yuv = nullptr;  // the same, to full-range I420
+    int sws_yuv_key[7] = {};
     int stream = -1;
     int read_error = 0;  // a file's read error other than EOF, reported with its end
     int drain_errors = 0;  // damaged frames met while draining the decoder at the end of a file
     // Passthrough: the stream's packets are JPEGs and are handed over as they came, undecoded.
-    bool packet_mode = false, have_packet = false, checked_tables = false;
+    bool packet_mode = false, have_packet = false;
     bool opened = false, failed = false, have_frame = false, pending = false, draining = false, ended = false;
     int width = 0, height = 0;  // what rc_av_frame_size reports
     char failure[160] = "";  // the first grab failure: demuxer state is not to be trusted after it
 
     ~rc_av_source() {
         sws_freeContext(sws);
+        sws_freeContext(sws_yuv);
         av_frame_free(&frame);
         av_packet_free(&pkt);
         avcodec_free_context(&dec);
@@ -252,11 +255,6 @@ bool parse_jpeg(const uint8_t *d, size_t n, int *w, int *h, bool *tables) {
     *w = *h = 0;
     *tables = false;
     if (!d || n < 8 || d[0] != 0xFF || d[1] != 0xD8) return false;
-    bool eoi = false;
-    for (size_t k = n; k >= 2 && k + 16 >= n; k--) {
-        if (d[k - 2] == 0xFF && d[k - 1] == 0xD9) { eoi = true; break; }
-    }
-    if (!eoi) return false;
     size_t i = 2;
     bool sof = false;
     while (i + 4 <= n) {
@@ -273,7 +271,15 @@ bool parse_jpeg(const uint8_t *d, size_t n, int *w, int *h, bool *tables) {
             *w = int(d[i + 7]) << 8 | d[i + 8];
             sof = true;
         }
-        if (m == 0xDA) return sof && *w > 0 && *h > 0;  // the scan: the headers are all seen
+        if (m == 0xDA) {
+            // The scan: the headers are all seen. EOI must follow it, anywhere up to the end
+            // (cameras pad their parts): entropy-coded data never holds FF D9, and starting
+            // from the scan keeps an EXIF thumbnail's EOI out.
+            if (!sof || *w <= 0 || *h <= 0) return false;
+            for (size_t k = n; k >= i + 4; k--)
+                if (d[k - 2] == 0xFF && d[k - 1] == 0xD9) return true;
+            return false;
+        }
         i += 2 + segment;
     }
     return false;
@@ -385,12 +391,9 @@ int grab_once(rc_av_source *s, char *msg, size_t len) {
                 s->undecodable++;
                 return kBadFrame;
             }
-            if (!s->checked_tables) {
-                s->checked_tables = true;
-                // Without its own Huffman tables a frame is not a JPEG on its own: decode and
-                // encode this camera's frames instead.
-                if (!tables) s->packet_mode = false;
-            }
+            // Without its own Huffman tables a frame is not a JPEG on its own: from this frame
+            // on, decode and encode this camera's frames instead.
+            if (!tables) s->packet_mode = false;
             if (s->packet_mode) {
                 s->width = w;
                 s->height = h;
@@ -526,6 +529,90 @@ extern "C" int rc_av_packet(const rc_av_source *src, const uint8_t **data, size_
 extern "C" void rc_av_frame_size(const rc_av_source *src, int *width, int *height) {
     *width = src->width;
     *height = src->height;
+}
+
+// A limited-range (16-235, 16-240) plane row to full range (0-255), as JPEG's YCbCr wants it. In
+// integers a compiler vectorises: 255/219 is 1192/1024, 255/224 is 1166/1024, both within 0.05 %.
+void expand_luma(const uint8_t *src, uint8_t *dst, int n) {
+    for (int i = 0; i < n; ++i) {
+        int v = ((int(src[i]) - 16) * 1192 + 512) >> 10;
+        dst[i] = uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+void expand_chroma(const uint8_t *src, uint8_t *dst, int n) {
+    for (int i = 0; i < n; ++i) {
+        int v = (((int(src[i]) - 128) * 1166 + 512) >> 10) + 128;
+        dst[i] = uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+
+int retrieve_i420(rc_av_source *s, const rc_i420 *d, char *msg, size_t len) {
+    if (!s->have_frame) {
+        put(msg, len, "no frame grabbed");
+        return kFail;
+    }
+    const AVFrame *f = s->frame;
+    const int ow = s->width, oh = s->height;
+    if (d->width != ow || d->height != oh || !d->y || !d->u || !d->v) {
+        put(msg, len, "an I420 buffer of %dx%d for a frame of %dx%d", d->width, d->height, ow, oh);
+        return kFail;
+    }
+    AVPixelFormat format = AVPixelFormat(f->format);
+    int full = f->color_range == AVCOL_RANGE_JPEG;
+    if (format == AV_PIX_FMT_YUVJ420P) format = AV_PIX_FMT_YUV420P, full = 1;
+    if (format == AV_PIX_FMT_YUV420P && f->width == ow && f->height == oh) {
+        // The decoder's own planes: copied as they are (full range) or stretched to full range.
+        const int cw = (ow + 1) / 2, ch = (oh + 1) / 2;
+        for (int y = 0; y < oh; ++y) {
+            const uint8_t *src = f->data[0] + ptrdiff_t(y) * f->linesize[0];
+            uint8_t *dst = d->y + size_t(y) * d->y_stride;
+            if (full) std::memcpy(dst, src, size_t(ow)); else expand_luma(src, dst, ow);
+        }
+        for (int y = 0; y < ch; ++y) {
+            for (int c = 1; c <= 2; ++c) {
+                const uint8_t *src = f->data[c] + ptrdiff_t(y) * f->linesize[c];
+                uint8_t *dst = (c == 1 ? d->u : d->v) + size_t(y) * d->c_stride;
+                if (full) std::memcpy(dst, src, size_t(cw)); else expand_chroma(src, dst, cw);
+            }
+        }
+        return kOK;
+    }
+    switch (format) {  // the deprecated JPEG formats are plain YUV at full range
+    case AV_PIX_FMT_YUVJ422P: format = AV_PIX_FMT_YUV422P, full = 1; break;
+    case AV_PIX_FMT_YUVJ444P: format = AV_PIX_FMT_YUV444P, full = 1; break;
+    case AV_PIX_FMT_YUVJ440P: format = AV_PIX_FMT_YUV440P, full = 1; break;
+    case AV_PIX_FMT_YUVJ411P: format = AV_PIX_FMT_YUV411P, full = 1; break;
+    default: break;
+    }
+    // Another size (--size), subsampling or format: swscale, to full-range I420.
+    const int key[7] = {f->width, f->height, int(format), full, int(f->colorspace), ow, oh};
+    if (!s->sws_yuv || std::memcmp(key, s->sws_yuv_key, sizeof key) != 0) {
+        const int flags = ow < f->width || oh < f->height ? SWS_AREA : SWS_BILINEAR;
+        s->sws_yuv = sws_getCachedContext(s->sws_yuv, f->width, f->height, format, ow, oh, AV_PIX_FMT_YUV420P, flags,
+                                          nullptr, nullptr, nullptr);
+        if (!s->sws_yuv) {
+            const char *name = av_get_pix_fmt_name(format);
+            put(msg, len, "cannot convert %dx%d %s to %dx%d I420", f->width, f->height, name ? name : "?", ow, oh);
+            return kFail;
+        }
+        std::memcpy(s->sws_yuv_key, key, sizeof key);
+        int *inv, *table, src_range, dst_range, brightness, contrast, saturation;
+        if (sws_getColorspaceDetails(s->sws_yuv, &inv, &src_range, &table, &dst_range, &brightness, &contrast, &saturation) >= 0)
+            sws_setColorspaceDetails(s->sws_yuv, sws_getCoefficients(f->colorspace), full, sws_getCoefficients(SWS_CS_ITU601),
+                                     1, brightness, contrast, saturation);
+    }
+    uint8_t *const planes[4] = {d->y, d->u, d->v, nullptr};
+    const int strides[4] = {int(d->y_stride), int(d->c_stride), int(d->c_stride), 0};
+    if (sws_scale(s->sws_yuv, f->data, f->linesize, 0, f->height, planes, strides) <= 0) {
+        put(msg, len, "swscale could not convert the frame");
+        return kFail;
+    }
+    return kOK;
+}
+
+extern "C" int rc_av_retrieve_i420(rc_av_source *src, const rc_i420 *dst, char *msg, size_t msg_len) {
+    TagScope scope(src->p.tag);
+    return guarded(msg, msg_len, [&] { return retrieve_i420(src, dst, msg, msg_len); });
 }
 
 extern "C" int rc_av_retrieve(rc_av_source *src, uint8_t *dst, size_t stride, char *msg, size_t msg_len) {

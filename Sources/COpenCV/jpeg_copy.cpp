@@ -11,6 +11,12 @@ extern "C" size_t rc_jpeg_copy_without_exif(const uint8_t *src, size_t n, uint8_
     while (i + 4 <= n && src[i] == 0xFF && src[i + 1] != 0xDA) {
         const uint8_t m = src[i + 1];
         if (m == 0xFF) { dst[out++] = src[i++]; continue; }  // fill byte
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {  // a marker without a length (TEM, RSTn)
+            std::memcpy(dst + out, src + i, 2);
+            out += 2;
+            i += 2;
+            continue;
+        }
         const size_t segment = size_t(src[i + 2]) << 8 | src[i + 3];
         if (segment < 2 || i + 2 + segment > n) return 0;
         const bool exif = m == 0xE1 && segment >= 8 && std::memcmp(src + i + 4, "Exif\0\0", 6) == 0;

@@ -246,6 +246,10 @@ void fill_rect(uint8_t *dst, size_t stride, int W, int H, int x0, int y0, int w,
 struct rc_pattern {
     int width = 0, height = 0, period = 0;
     std::vector<uint8_t> line;  // (width + period) BGR pixels of a smooth colour cycle
+    // The same line in full-range YCbCr (JFIF), for the I420 rendering: luma at every pixel, and
+    // the chroma lines of even and of odd offsets subsampled by two, so that a chroma row is one
+    // memcpy whatever its offset's parity.
+    std::vector<uint8_t> yline, ueven, uodd, veven, vodd;
 };
 
 extern "C" rc_pattern *rc_pattern_create(int width, int height) {
@@ -261,6 +265,22 @@ extern "C" rc_pattern *rc_pattern_create(int width, int height) {
             p->line[(size_t)i * 3 + 0] = (uint8_t)(128 + 100 * std::sin(a));
             p->line[(size_t)i * 3 + 1] = (uint8_t)(128 + 100 * std::sin(a + 2.1));
             p->line[(size_t)i * 3 + 2] = (uint8_t)(128 + 100 * std::sin(a + 4.2));
+        }
+        const size_t n = (size_t)(width + p->period) + 2;
+        std::vector<uint8_t> u(n), v(n);
+        p->yline.resize(n);
+        for (size_t i = 0; i < n; ++i) {
+            const uint8_t *bgr = p->line.data() + std::min(i, (size_t)(width + p->period) - 1) * 3;
+            double b = bgr[0], g = bgr[1], r = bgr[2];
+            p->yline[i] = (uint8_t)std::lround(std::clamp(0.299 * r + 0.587 * g + 0.114 * b, 0.0, 255.0));
+            u[i] = (uint8_t)std::lround(std::clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b, 0.0, 255.0));
+            v[i] = (uint8_t)std::lround(std::clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b, 0.0, 255.0));
+        }
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            p->ueven.push_back(u[i]);
+            p->veven.push_back(v[i]);
+            p->uodd.push_back(u[i + 1]);
+            p->vodd.push_back(v[i + 1]);
         }
         return p;
     } catch (...) {
@@ -349,6 +369,103 @@ extern "C" void rc_pattern_render_over(const rc_pattern *p, uint8_t *dst, size_t
     restore_background(p, dst, stride, old.x, old.y, old.size, old.size);
     restore_background(p, dst, stride, 0, 0, band_width(p, previous_frame), 9 * text_scale(p));
     draw_box_and_text(p, dst, stride, frame, unix_ns);
+}
+
+// ---- the test pattern in I420 ----
+
+extern "C" size_t rc_i420_size(int width, int height) {
+    if (width <= 0 || height <= 0) return 0;
+    rc_i420 f = rc_i420_layout(nullptr, width, height);
+    return f.y_stride * (size_t)height + 2 * f.c_stride * (size_t)((height + 1) / 2);
+}
+
+extern "C" rc_i420 rc_i420_layout(uint8_t *base, int width, int height) {
+    rc_i420 f{};
+    f.width = width;
+    f.height = height;
+    // Rows padded to the JPEG blocks (16 luma, 8 chroma samples): the raw-data encoder reads
+    // whole blocks, and the padding is filled by replicating the last column (rc_jpeg_encode_i420).
+    f.y_stride = ((size_t)width + 15) & ~(size_t)15;
+    f.c_stride = ((size_t)(width + 1) / 2 + 7) & ~(size_t)7;
+    f.y = base;
+    f.u = base ? base + f.y_stride * (size_t)height : nullptr;
+    f.v = base ? f.u + f.c_stride * (size_t)((height + 1) / 2) : nullptr;
+    return f;
+}
+
+namespace {
+
+void restore_background_i420(const rc_pattern *p, const rc_i420 *d, int x0, int y0, int w, int h) {
+    int x1 = std::min(p->width, x0 + w), y1 = std::min(p->height, y0 + h);
+    x0 = std::max(0, x0);
+    y0 = std::max(0, y0);
+    if (x1 <= x0 || y1 <= y0) return;
+    for (int y = y0; y < y1; ++y) {
+        size_t offset = (size_t)((y / 2) % p->period) + (size_t)x0;
+        std::memcpy(d->y + (size_t)y * d->y_stride + x0, p->yline.data() + offset, (size_t)(x1 - x0));
+    }
+    // Chroma sample (cx, cy) is the colour at luma (2cx, 2cy): line offset (cy % period) + 2cx.
+    const int cx0 = x0 / 2, cx1 = (x1 + 1) / 2, cy0 = y0 / 2, cy1 = (y1 + 1) / 2;
+    for (int cy = cy0; cy < cy1; ++cy) {
+        const int o = cy % p->period;
+        const uint8_t *u = (o % 2 ? p->uodd.data() : p->ueven.data()) + o / 2 + cx0;
+        const uint8_t *v = (o % 2 ? p->vodd.data() : p->veven.data()) + o / 2 + cx0;
+        std::memcpy(d->u + (size_t)cy * d->c_stride + cx0, u, (size_t)(cx1 - cx0));
+        std::memcpy(d->v + (size_t)cy * d->c_stride + cx0, v, (size_t)(cx1 - cx0));
+    }
+}
+
+// Luma `luma` over the rectangle; its chroma (the samples it touches) set to neutral.
+void fill_rect_i420(const rc_i420 *d, int W, int H, int x0, int y0, int w, int h, uint8_t luma, bool chroma) {
+    int x1 = std::min(W, x0 + w), y1 = std::min(H, y0 + h);
+    x0 = std::max(0, x0);
+    y0 = std::max(0, y0);
+    if (x1 <= x0 || y1 <= y0) return;
+    for (int y = y0; y < y1; ++y) std::memset(d->y + (size_t)y * d->y_stride + x0, luma, (size_t)(x1 - x0));
+    if (!chroma) return;
+    const int cx0 = x0 / 2, cx1 = (x1 + 1) / 2;
+    for (int cy = y0 / 2; cy < (y1 + 1) / 2; ++cy) {
+        std::memset(d->u + (size_t)cy * d->c_stride + cx0, 128, (size_t)(cx1 - cx0));
+        std::memset(d->v + (size_t)cy * d->c_stride + cx0, 128, (size_t)(cx1 - cx0));
+    }
+}
+
+void draw_box_and_text_i420(const rc_pattern *p, const rc_i420 *d, uint64_t frame, int64_t unix_ns) {
+    const int W = p->width, H = p->height;
+    Box b = box_of(p, frame);
+    fill_rect_i420(d, W, H, b.x, b.y, b.size, b.size, 255, true);
+    char text[48];
+    int64_t secs = unix_ns / 1000000000;
+    int64_t ms = (unix_ns / 1000000) % 1000;
+    if (ms < 0) ms += 1000;
+    int64_t day_secs = ((secs % 86400) + 86400) % 86400;
+    std::snprintf(text, sizeof text, "#%llu %02d:%02d:%02d.%03d", (unsigned long long)frame, (int)(day_secs / 3600),
+                  (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
+    int scale = text_scale(p);
+    int len = (int)std::strlen(text);
+    fill_rect_i420(d, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, true);
+    for (int i = 0; i < len; ++i) {
+        const Glyph *g = find_glyph(text[i]);
+        for (int row = 0; row < 7; ++row)
+            for (int col = 0; col < 5; ++col)
+                if (g->rows[row] & (0x10 >> col))
+                    fill_rect_i420(d, W, H, (1 + i * 6 + col) * scale, (1 + row) * scale, scale, scale, 255, false);
+    }
+}
+
+}  // namespace
+
+extern "C" void rc_pattern_render_i420(const rc_pattern *p, const rc_i420 *dst, uint64_t frame, int64_t unix_ns) {
+    restore_background_i420(p, dst, 0, 0, p->width, p->height);
+    draw_box_and_text_i420(p, dst, frame, unix_ns);
+}
+
+extern "C" void rc_pattern_render_i420_over(const rc_pattern *p, const rc_i420 *dst, uint64_t frame, int64_t unix_ns,
+                                            uint64_t previous_frame) {
+    Box old = box_of(p, previous_frame);
+    restore_background_i420(p, dst, old.x, old.y, old.size, old.size);
+    restore_background_i420(p, dst, 0, 0, band_width(p, previous_frame), 9 * text_scale(p));
+    draw_box_and_text_i420(p, dst, frame, unix_ns);
 }
 
 // ---- JPEG ----
@@ -564,6 +681,76 @@ extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width,
         jpeg_write_scanlines(cinfo, e->rows.data() + cinfo->next_scanline, cinfo->image_height - cinfo->next_scanline);
     }
     jpeg_finish_compress(cinfo);
+    if (e->overflow) {
+        put_message(msg, msg_len, "JPEG larger than its buffer");
+        return RC_FAIL;
+    }
+    *out_len = dst_cap - e->dest.free_in_buffer;
+    return RC_OK;
+}
+
+extern "C" int rc_jpeg_encode_i420(rc_jpeg_encoder *e, const rc_i420 *f, int quality, uint8_t *dst, size_t dst_cap,
+                                   size_t *out_len, char *msg, size_t msg_len) {
+    *out_len = 0;
+    const int width = f->width, height = f->height;
+    if (width <= 0 || height <= 0 || quality < 1 || quality > 100 || !f->y || !f->u || !f->v) {
+        put_message(msg, msg_len, "bad image size or quality");
+        return RC_FAIL;
+    }
+    if (dst_cap < rc_jpeg_max_size(width, height)) {
+        put_message(msg, msg_len, "JPEG buffer too small");
+        return RC_FAIL;
+    }
+    // The encoder reads whole 8-sample blocks of each row: replicate the last column into the
+    // padding (nothing to do at widths that are a multiple of 16).
+    const int cw = (width + 1) / 2, ch = (height + 1) / 2;
+    const size_t ypad = ((size_t)width + 7) / 8 * 8, cpad = ((size_t)cw + 7) / 8 * 8;
+    if (ypad > (size_t)width)
+        for (int y = 0; y < height; ++y) {
+            uint8_t *row = f->y + (size_t)y * f->y_stride;
+            std::memset(row + width, row[width - 1], ypad - (size_t)width);
+        }
+    if (cpad > (size_t)cw)
+        for (int y = 0; y < ch; ++y) {
+            uint8_t *u = f->u + (size_t)y * f->c_stride, *v = f->v + (size_t)y * f->c_stride;
+            std::memset(u + cw, u[cw - 1], cpad - (size_t)cw);
+            std::memset(v + cw, v[cw - 1], cpad - (size_t)cw);
+        }
+    jpeg_compress_struct *cinfo = &e->cinfo;
+    if (setjmp(e->err.escape)) {
+        char text[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(reinterpret_cast<j_common_ptr>(cinfo), text);
+        put_message(msg, msg_len, text);
+        jpeg_abort_compress(cinfo);
+        return RC_FAIL;
+    }
+    e->overflow = false;
+    e->dest.next_output_byte = dst;
+    e->dest.free_in_buffer = dst_cap;
+    cinfo->image_width = (JDIMENSION)width;
+    cinfo->image_height = (JDIMENSION)height;
+    cinfo->input_components = 3;
+    cinfo->in_color_space = JCS_YCbCr;
+    jpeg_set_defaults(cinfo);  // YCbCr 4:2:0 (2x2, 1x1, 1x1), baseline, JFIF header
+    jpeg_set_quality(cinfo, quality, TRUE);
+    cinfo->raw_data_in = TRUE;  // the planes as they are: no colour conversion, no downsampling
+    jpeg_start_compress(cinfo, TRUE);
+    // One iMCU row at a time: 16 luma rows and 8 of each chroma; rows past the bottom repeat the
+    // last one (libjpeg pads a raw image's height with what it is given).
+    JSAMPROW yrows[16], urows[8], vrows[8];
+    JSAMPARRAY planes[3] = {yrows, urows, vrows};
+    while (cinfo->next_scanline < cinfo->image_height) {
+        const int y0 = (int)cinfo->next_scanline;
+        for (int i = 0; i < 16; ++i) yrows[i] = f->y + (size_t)std::min(y0 + i, height - 1) * f->y_stride;
+        for (int i = 0; i < 8; ++i) {
+            const int cy = std::min(y0 / 2 + i, ch - 1);
+            urows[i] = f->u + (size_t)cy * f->c_stride;
+            vrows[i] = f->v + (size_t)cy * f->c_stride;
+        }
+        jpeg_write_raw_data(cinfo, planes, 16);
+    }
+    jpeg_finish_compress(cinfo);
+    cinfo->raw_data_in = FALSE;
     if (e->overflow) {
         put_message(msg, msg_len, "JPEG larger than its buffer");
         return RC_FAIL;

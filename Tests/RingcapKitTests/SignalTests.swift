@@ -62,12 +62,12 @@ struct SignalTests {
     @Test func secondSignalExitsAtOnce() async throws {
         let dir = try TestEnvironment.scratch("sigtwice")
         defer { try? FileManager.default.removeItem(at: dir) }
-        // A full ring of 1024 frames and one writer: draining it would take far longer than the
-        // test. Four cameras offer 960 frames/s, several times what one writer encodes, so the
-        // ring is full by the signal. (4096 frames of 1920x1080, as before, are a pool of 25 GB,
-        // which ringcap now refuses on a machine of less than 50 GB; 1024 of 1280x720 are 2.9 GB.)
-        var args = ["--writers", "1", "--ring", "1024", "--quality", "100", "--drain-timeout", "600"]
-        for i in 0..<4 { args += ["--camera", "c\(i)=test:1280x720@240"] }
+        // A full ring of 512 frames of 1920x1080 and one writer: draining it takes seconds. Four
+        // cameras offer 960 frames/s, many times what one writer encodes at quality 100 even on
+        // a fast host, so the ring is full by the signal. (4096 such frames, as before, are a
+        // pool of 25 GB, which ringcap now refuses on a machine of less than 50 GB; 512 are 3.2 GB.)
+        var args = ["--writers", "1", "--ring", "512", "--quality", "100", "--drain-timeout", "600"]
+        for i in 0..<4 { args += ["--camera", "c\(i)=test:1920x1080@240"] }
         let recording = try LiveRecording(args, in: dir)
         #expect(try await recording.waitForFrames("c0", count: 3, timeout: 30))
         try await Task.sleep(for: .seconds(2))

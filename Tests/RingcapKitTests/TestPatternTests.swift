@@ -1,3 +1,4 @@
+import Foundation
 import COpenCV
 import Testing
 @testable import RingcapKit
@@ -21,6 +22,54 @@ struct TestPatternTests {
             #expect(over == fresh, "\(width)x\(height): frame \(next) over frame \(previous) differs from a full render")
         }
     }
+
+    /// The same in I420, which capture renders (odd sizes too: chroma rounds up).
+    @Test(arguments: [(640, 480), (1280, 720), (320, 240), (33, 17), (641, 479)])
+    func i420RenderingOverAnEarlierFrameEqualsRenderingFromScratch(width: Int, height: Int) throws {
+        let pattern = try TestPattern(width: width, height: height)
+        let count = pattern.i420Bytes
+        var over = [UInt8](repeating: 0, count: count)
+        var fresh = [UInt8](repeating: 0, count: count)
+        let time: Int64 = 1_795_000_000_123_456_789
+        for (previous, next) in [(0, 1), (7, 123), (99, 100), (12_345, 3), (5, 5), (1, 1_000_000_007)] as [(UInt64, UInt64)] {
+            over.withUnsafeMutableBytes { pattern.renderI420(into: $0.baseAddress!, frame: previous, wallNs: time - 33_000_000) }
+            over.withUnsafeMutableBytes { pattern.renderI420(into: $0.baseAddress!, frame: next, wallNs: time, over: previous) }
+            fresh.withUnsafeMutableBytes { pattern.renderI420(into: $0.baseAddress!, frame: next, wallNs: time) }
+            #expect(over == fresh, "\(width)x\(height): I420 frame \(next) over frame \(previous) differs from a full render")
+        }
+    }
+
+    /// The I420 rendering is the BGR picture in JFIF's YCbCr: decoded back by an independent
+    /// decoder (OpenCV), a stored frame's colours match the BGR rendering's.
+    @Test func i420PatternHasTheBGRPatternsColours() throws {
+        let (width, height) = (320, 240)
+        let pattern = try TestPattern(width: width, height: height)
+        var i420 = [UInt8](repeating: 0, count: pattern.i420Bytes)
+        var bgr = [UInt8](repeating: 0, count: width * height * 3)
+        i420.withUnsafeMutableBytes { pattern.renderI420(into: $0.baseAddress!, frame: 3, wallNs: 0) }
+        bgr.withUnsafeMutableBytes { pattern.render(into: $0.baseAddress!, stride: width * 3, frame: 3, wallNs: 0) }
+        let encoder = try JPEGEncoder()
+        let capacity = JPEGEncoder.maxSize(width: width, height: height)
+        var jpeg = [UInt8](repeating: 0, count: capacity)
+        let length = try i420.withUnsafeMutableBytes { planes in
+            try jpeg.withUnsafeMutableBytes { out in
+                try encoder.encodeI420(planes.baseAddress!, width: width, height: height, quality: 95, into: out.baseAddress!, capacity: capacity).get()
+            }
+        }
+        let path = try TestEnvironment.scratch("i420").appendingPathComponent("p.jpg").path
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        try Data(jpeg[0..<length]).write(to: URL(fileURLWithPath: path))
+        // Mean colour of a few blocks of the background, decoded, against the BGR rendering.
+        for (x, y) in [(20, 40), (150, 200), (280, 60), (100, 150)] {
+            var w: Int32 = 0, h: Int32 = 0
+            var mean = [Double](repeating: 0, count: 3)
+            var message = [CChar](repeating: 0, count: 256)
+            #expect(rc_image_probe(path, &w, &h, Int32(x), Int32(y), 8, 8, &mean, &message, message.count) == RC_OK)
+            var expected = [0.0, 0.0, 0.0]
+            for yy in y..<(y + 8) { for xx in x..<(x + 8) { for c in 0..<3 { expected[c] += Double(bgr[(yy * width + xx) * 3 + c]) / 64 } } }
+            for c in 0..<3 { #expect(abs(mean[c] - expected[c]) < 6, "(\(x),\(y)) channel \(c): \(mean[c]) against \(expected[c])") }
+        }
+    }
 }
 
 /// The pool is shared by every camera: a slot a test camera rendered into may since have been
@@ -33,12 +82,13 @@ struct SharedPoolPatternTests {
         let a2 = try TestPattern(width: 64, height: 48)  // another camera of the same size
         let b = try TestPattern(width: 48, height: 32)
         let time: Int64 = 1_795_000_000_000_000_000
+        // Capture renders patterns in I420.
         func pixels(_ slot: Int, _ pattern: TestPattern) -> [UInt8] {
-            Array(UnsafeRawBufferPointer(start: pool.pixels(UInt32(slot)), count: pattern.width * pattern.height * 3))
+            Array(UnsafeRawBufferPointer(start: pool.pixels(UInt32(slot)), count: pattern.i420Bytes))
         }
         func fresh(_ pattern: TestPattern, frame: UInt64) -> [UInt8] {
-            var bytes = [UInt8](repeating: 0, count: pattern.width * pattern.height * 3)
-            bytes.withUnsafeMutableBytes { pattern.render(into: $0.baseAddress!, stride: pattern.width * 3, frame: frame, wallNs: time) }
+            var bytes = [UInt8](repeating: 0, count: pattern.i420Bytes)
+            bytes.withUnsafeMutableBytes { pattern.renderI420(into: $0.baseAddress!, frame: frame, wallNs: time) }
             return bytes
         }
         // a renders frame 1 into slot 0, b (another size) takes the slot over, then a gets it back.
@@ -53,7 +103,7 @@ struct SharedPoolPatternTests {
         #expect(pool.contents[0] == SlotContent(kind: SlotContent.pattern(width: 64, height: 48), frame: 400))
         #expect(pixels(0, a2) == fresh(a2, frame: 400))
         // A decoded frame (marked as such by the capture path) is drawn over in full.
-        UnsafeMutableRawBufferPointer(start: pool.pixels(0), count: 64 * 48 * 3).initializeMemory(as: UInt8.self, repeating: 7)
+        UnsafeMutableRawBufferPointer(start: pool.pixels(0), count: a.i420Bytes).initializeMemory(as: UInt8.self, repeating: 7)
         pool.contents[0] = SlotContent(kind: SlotContent.decoded, frame: 0)
         CaptureThread.render(a, into: pool, slot: 0, frame: 11, wallNs: time)
         #expect(pixels(0, a) == fresh(a, frame: 11))

@@ -107,6 +107,28 @@ void rc_pattern_render(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst
 void rc_pattern_render_over(const rc_pattern *_Nonnull pattern, uint8_t *_Nonnull dst, size_t stride,
                             uint64_t frame, int64_t unix_ns, uint64_t previous_frame);
 
+/// A frame in planar YUV 4:2:0 (I420), full range (JFIF's YCbCr), in one buffer: the Y plane
+/// (`height` rows of `y_stride` bytes), then U and V (`(height + 1) / 2` rows of `c_stride`).
+/// Strides are padded to the JPEG's blocks. The frames ringcap encodes itself are I420 from the
+/// source to the encoder: no colour conversion either way (webcams through OpenCV stay BGR).
+typedef struct rc_i420 {
+    uint8_t *_Nullable y, *_Nullable u, *_Nullable v;
+    size_t y_stride, c_stride;
+    int width, height;
+} rc_i420;
+
+/// Bytes of a buffer that holds a width×height I420 frame in `rc_i420_layout`.
+size_t rc_i420_size(int width, int height);
+/// The planes of a width×height I420 frame in the buffer at `base` (NULL: strides only).
+rc_i420 rc_i420_layout(uint8_t *_Nullable base, int width, int height);
+
+/// The test pattern rendered straight in I420 (the same picture as rc_pattern_render's, in
+/// JFIF's YCbCr), and its partial redraw over an earlier frame of this pattern.
+void rc_pattern_render_i420(const rc_pattern *_Nonnull pattern, const rc_i420 *_Nonnull dst, uint64_t frame,
+                            int64_t unix_ns);
+void rc_pattern_render_i420_over(const rc_pattern *_Nonnull pattern, const rc_i420 *_Nonnull dst, uint64_t frame,
+                                 int64_t unix_ns, uint64_t previous_frame);
+
 /// A JPEG compressor (libjpeg-turbo). Compresses straight from packed BGR into a buffer the
 /// caller owns and, after the first image of a size, allocates nothing per image; OpenCV's
 /// imencode would allocate a vector on every call, and TurboJPEG's tjCompress2 about nine blocks.
@@ -121,6 +143,13 @@ size_t rc_jpeg_max_size(int width, int height);
 int rc_jpeg_encode(rc_jpeg_encoder *_Nonnull encoder, const uint8_t *_Nonnull bgr, int width, int height,
                    size_t stride, int quality, uint8_t *_Nonnull dst, size_t dst_cap,
                    size_t *_Nonnull out_len, char *_Nonnull msg, size_t msg_len);
+
+/// Encodes an I420 frame (rc_i420_layout) at `quality` through libjpeg's raw-data path: the
+/// planes go to the DCT as they are, with no colour conversion and no downsampling. Fills the
+/// rows' padding (the last column, replicated) in place. Otherwise as rc_jpeg_encode.
+int rc_jpeg_encode_i420(rc_jpeg_encoder *_Nonnull encoder, const rc_i420 *_Nonnull frame, int quality,
+                        uint8_t *_Nonnull dst, size_t dst_cap, size_t *_Nonnull out_len, char *_Nonnull msg,
+                        size_t msg_len);
 
 /// Decodes an image file with OpenCV (imread) and reports its size, and the mean BGR of the
 /// block [x, x+w) × [y, y+h). For tests and tools that must check what was written with an
@@ -156,7 +185,8 @@ int rc_video_make(const char *_Nonnull path, int width, int height, int frames, 
 /// Copies a camera's JPEG `src` (`n` bytes) into `dst` without its own EXIF (APP1 "Exif"
 /// segments), everything else byte for byte, so that ringcap's EXIF (time, camera, position) can
 /// go in its place: the camera's frame stored as it came, with one EXIF, and ours. Returns the
-/// bytes written, or 0 when `src` does not start as a JPEG or `cap` < `n`.
+/// bytes written, or 0 when `src` does not start as a JPEG, a header segment runs past its end,
+/// or `cap` < `n`.
 size_t rc_jpeg_copy_without_exif(const uint8_t *_Nonnull src, size_t n, uint8_t *_Nonnull dst, size_t cap);
 
 /// Renames `from` to `to` unless `to` exists: a stored frame is never replaced, whatever the

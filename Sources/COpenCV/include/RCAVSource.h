@@ -76,7 +76,8 @@ void rc_av_interrupt(rc_av_source *_Nonnull src);
 /// or no EOI at its end): a frame came and cannot be stored; the next grab reads on.
 enum { RC_AV_BAD_FRAME = 3 };
 
-/// Reads packets and decodes until ONE frame is decoded: RC_OK. RC_END at the end of a file (after
+/// Reads packets and decodes until ONE frame is decoded: RC_OK (in passthrough: until one JPEG
+/// packet is read, undecoded, or RC_AV_BAD_FRAME for one that is not whole). RC_END at the end of a file (after
 /// flushing the decoder, so the last frames come out first; a read error other than EOF also ends
 /// a file, and the message of that first RC_END names it). RC_FAIL for a live stream's error,
 /// timeout ("no decodable frame for 3.0 s", "timed out after 3.0 s waiting for data") or end ("the
@@ -103,6 +104,13 @@ int rc_av_packet(const rc_av_source *_Nonnull src, const uint8_t *_Nullable *_No
 /// apart (at least 3 x width) and which holds rc_av_frame_size pixels. RC_OK or RC_FAIL.
 int rc_av_retrieve(rc_av_source *_Nonnull src, uint8_t *_Nonnull dst, size_t stride,
                    char *_Nonnull msg, size_t msg_len);
+
+/// Converts the grabbed frame to full-range I420 (COpenCV.h's rc_i420) of rc_av_frame_size: the
+/// decoder's own planes copied (a 4:2:0 frame at its size; limited range stretched to full), or
+/// through swscale for another size or subsampling. RC_OK or RC_FAIL.
+struct rc_i420;
+int rc_av_retrieve_i420(rc_av_source *_Nonnull src, const struct rc_i420 *_Nonnull dst, char *_Nonnull msg,
+                        size_t msg_len);
 
 /// The stream's frame rate (average, else the container's base rate), or 0 when unknown or absurd
 /// (>= 1000, as RTSP's 90 kHz clock can make it).

@@ -226,14 +226,14 @@ private final class LimitProbe: @unchecked Sendable {
         let output = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
         defer { output.deallocate() }
         // One encode first, so that the encoder's arena is sized before the clock starts.
-        _ = encoder.encode(images.buffers[0], width: images.width, height: images.height, stride: images.width * 3,
+        _ = encoder.encodeI420(images.buffers[0], width: images.width, height: images.height,
                            quality: quality, into: output, capacity: capacity)
         let start = Clock.monotonicNs(), cpuStart = ProcessUsage.threadCPUSeconds()
         let end = start + UInt64(seconds * 1e9)
         var count = 0
         repeat {
-            let result = encoder.encode(images.buffers[count % images.buffers.count], width: images.width,
-                                        height: images.height, stride: images.width * 3, quality: quality,
+            let result = encoder.encodeI420(images.buffers[count % images.buffers.count], width: images.width,
+                                            height: images.height, quality: quality,
                                         into: output, capacity: capacity)
             if case .failure(let failure) = result { throw failure }
             count += 1
@@ -279,8 +279,8 @@ private final class FrameSet {
         let pattern = try TestPattern(width: width, height: height)
         let now = Clock.wallNs()
         let buffers = (0..<count).map { i -> UnsafeMutableRawPointer in
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: width * height * 3, alignment: 64)
-            pattern.render(into: buffer, stride: width * 3, frame: UInt64(i), wallNs: now + Int64(i) * 33_333_333)
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: pattern.i420Bytes, alignment: 64)
+            pattern.renderI420(into: buffer, frame: UInt64(i), wallNs: now + Int64(i) * 33_333_333)
             return buffer
         }
         return FrameSet(width: width, height: height, buffers: buffers)
@@ -302,7 +302,8 @@ private final class FrameSet {
         guard case .frame = capture.grab() else { throw CaptureError(source: path, reason: "no first frame") }
         let (width, height) = capture.frameSize
         guard width > 0, height > 0 else { throw CaptureError(source: path, reason: "no frame size") }
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: width * height * 3, alignment: 64)
+        let frameBytes = rc_i420_size(Int32(width), Int32(height))
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: frameBytes, alignment: 64)
         defer { scratch.deallocate() }
         var kept: [UnsafeMutableRawPointer] = []
         var count = 0
@@ -326,8 +327,8 @@ private final class FrameSet {
             guard capture.frameSize == (width, height) else {
                 throw CaptureError(source: path, reason: "the frame size changed; the limit needs frames of one size")
             }
-            let target = kept.count < keep ? UnsafeMutableRawPointer.allocate(byteCount: width * height * 3, alignment: 64) : scratch
-            if let reason = capture.retrieve(into: target, stride: width * 3) {
+            let target = kept.count < keep ? UnsafeMutableRawPointer.allocate(byteCount: frameBytes, alignment: 64) : scratch
+            if let reason = capture.retrieveI420(into: target) {
                 throw CaptureError(source: path, reason: "retrieve failed: \(reason)")
             }
             busy += Clock.monotonicNs() - t0

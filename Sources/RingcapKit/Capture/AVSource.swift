@@ -101,6 +101,14 @@ final class AVSource: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: data, count: size)
     }
 
+    /// Converts the grabbed frame into the I420 buffer `dst` (`frameSize`). nil or the reason.
+    @inline(__always)
+    func retrieveI420(into dst: UnsafeMutableRawPointer) -> String? {
+        let (w, h) = frameSize
+        var planes = rc_i420_layout(dst.assumingMemoryBound(to: UInt8.self), Int32(w), Int32(h))
+        return rc_av_retrieve_i420(handle, &planes, message.base, message.count) == 0 ? nil : message.text
+    }
+
     /// Converts the grabbed frame into `dst` (`frameSize`, rows `stride` apart). nil or the reason.
     @inline(__always)
     func retrieve(into dst: UnsafeMutableRawPointer, stride: Int) -> String? {

@@ -1,3 +1,4 @@
+import COpenCV
 import Dispatch
 import Logging
 import RingBuffer
@@ -309,6 +310,10 @@ public final class CaptureThread: @unchecked Sendable {
                     counters.failed.add(1, ordering: .relaxed)
                     seq += 1
                     logFrameFailure(reason)
+                    // A live camera that sends nothing storable is as dead as a silent one.
+                    if !isFile && Clock.monotonicNs() - lastFrameNs > stallNs {
+                        return .failed("no whole JPEG for \(String(format: "%.1f", Double(Clock.monotonicNs() - lastFrameNs) / 1e9)) s")
+                    }
                     continue
                 }
             }
@@ -379,12 +384,12 @@ public final class CaptureThread: @unchecked Sendable {
     @inline(__always)
     @discardableResult
     static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, frame: UInt64, wallNs: Int64) -> Bool {
-        guard let buffer = pool.buffer(slot, atLeast: pattern.width * pattern.height * 3) else { return false }
+        guard let buffer = pool.buffer(slot, atLeast: pattern.i420Bytes) else { return false }
         let held = pool.contents[Int(slot)]
         if held.kind == pattern.content {
-            pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs, over: held.frame)
+            pattern.renderI420(into: buffer, frame: frame, wallNs: wallNs, over: held.frame)
         } else {
-            pattern.render(into: buffer, stride: pattern.width * 3, frame: frame, wallNs: wallNs)
+            pattern.renderI420(into: buffer, frame: frame, wallNs: wallNs)
         }
         pool.contents[Int(slot)] = SlotContent(kind: pattern.content, frame: frame)
         return true
@@ -403,6 +408,7 @@ public final class CaptureThread: @unchecked Sendable {
     private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> FillResult {
         var width: Int, height: Int
         var jpegBytes = 0
+        var isI420 = true
         if let av, av.isPassthrough {
             // The camera's own JPEG, copied into the slot as it came: no decode, no encode.
             (width, height) = av.frameSize
@@ -426,12 +432,13 @@ public final class CaptureThread: @unchecked Sendable {
             (width, height) = av.frameSize
             guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
             noteSize(width: width, height: height)
-            guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
+            guard let buffer = pool.buffer(slot, atLeast: rc_i420_size(Int32(width), Int32(height))) else {
                 return .frameFailed("no memory for a \(width)x\(height) frame")
             }
             pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
-            if let reason = av.retrieve(into: buffer, stride: width * 3) { return .frameFailed(reason) }
+            if let reason = av.retrieveI420(into: buffer) { return .frameFailed(reason) }
         } else if let capture {
+            isI420 = false  // OpenCV gives packed BGR
             (width, height) = capture.size
             guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
             guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
@@ -461,7 +468,7 @@ public final class CaptureThread: @unchecked Sendable {
         pool.meta[Int(slot)] = FrameMeta(
             seq: seq, wallNs: wall, monotonicNs: monotonic, width: Int32(width), height: Int32(height),
             stride: Int32(width * 3), ringDepth: Int32(depth),
-            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)), jpegBytes: Int32(jpegBytes),
+            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)), jpegBytes: Int32(jpegBytes), isI420: isI420,
             hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
         return .filled
     }

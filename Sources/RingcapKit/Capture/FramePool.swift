@@ -26,7 +26,8 @@ public struct SlotContent: BitwiseCopyable, Equatable {
         self.frame = frame
     }
 
-    /// `kind` of a test-pattern frame of this size (its background depends on the size only).
+    /// `kind` of a test-pattern frame of this size (its background depends on the size only), in
+    /// I420 as capture renders it.
     public static func pattern(width: Int, height: Int) -> UInt64 { 1 << 63 | UInt64(width) << 32 | UInt64(height) }
     /// `kind` of a decoded frame.
     public static let decoded: UInt64 = 1
@@ -47,6 +48,9 @@ public struct FrameMeta: BitwiseCopyable {
     /// A passthrough frame: the slot's buffer holds the camera's JPEG, this many bytes (0: the
     /// buffer holds packed BGR pixels, `stride` bytes a row).
     public var jpegBytes: Int32 = 0
+    /// The buffer holds the frame in I420 (`rc_i420_layout`: test patterns, streams, files);
+    /// false: packed BGR, `stride` bytes a row (webcams through OpenCV).
+    public var isI420 = false
     public var hasFix = false
     public var fix = GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)
 }

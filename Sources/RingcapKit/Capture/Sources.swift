@@ -174,6 +174,23 @@ final class TestPattern {
     /// What a buffer holding frame `frame` of this pattern holds, for the pool's mark.
     var content: UInt64 { SlotContent.pattern(width: width, height: height) }
 
+    /// Bytes of an I420 buffer of this pattern's size.
+    var i420Bytes: Int { rc_i420_size(Int32(width), Int32(height)) }
+
+    /// Renders frame `frame` from scratch in I420 (`rc_i420_layout` over `dst`).
+    @inline(__always)
+    func renderI420(into dst: UnsafeMutableRawPointer, frame: UInt64, wallNs: Int64) {
+        var planes = rc_i420_layout(dst.assumingMemoryBound(to: UInt8.self), Int32(width), Int32(height))
+        rc_pattern_render_i420(handle, &planes, frame, wallNs)
+    }
+
+    /// Renders frame `frame` in I420 over a buffer holding frame `previous` of a pattern of this size.
+    @inline(__always)
+    func renderI420(into dst: UnsafeMutableRawPointer, frame: UInt64, wallNs: Int64, over previous: UInt64) {
+        var planes = rc_i420_layout(dst.assumingMemoryBound(to: UInt8.self), Int32(width), Int32(height))
+        rc_pattern_render_i420_over(handle, &planes, frame, wallNs, previous)
+    }
+
     /// Renders frame `frame` from scratch.
     @inline(__always)
     func render(into dst: UnsafeMutableRawPointer, stride: Int, frame: UInt64, wallNs: Int64) {
@@ -204,6 +221,18 @@ public final class JPEGEncoder {
     deinit { rc_jpeg_encoder_destroy(handle) }
 
     public static func maxSize(width: Int, height: Int) -> Int { rc_jpeg_max_size(Int32(width), Int32(height)) }
+
+    /// Encodes an I420 frame (`rc_i420_layout` over `planes`) into `dst`: no colour conversion.
+    @inline(__always)
+    public func encodeI420(_ planes: UnsafeMutableRawPointer, width: Int, height: Int, quality: Int,
+                           into dst: UnsafeMutableRawPointer, capacity: Int) -> Result<Int, CaptureError> {
+        var frame = rc_i420_layout(planes.assumingMemoryBound(to: UInt8.self), Int32(width), Int32(height))
+        var length = 0
+        let status = rc_jpeg_encode_i420(handle, &frame, Int32(quality), dst.assumingMemoryBound(to: UInt8.self), capacity,
+                                         &length, message.base, message.count)
+        guard status == RC_OK else { return .failure(CaptureError(source: "jpeg", reason: message.text)) }
+        return .success(length)
+    }
 
     /// Encodes into `dst`; returns the JPEG's length, or the encoder's reason for failing.
     @inline(__always)

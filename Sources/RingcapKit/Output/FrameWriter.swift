@@ -198,7 +198,9 @@ final class FrameWriter: @unchecked Sendable {
             // The camera's JPEG as it came, less its own EXIF (ours goes in after SOI below).
             let n = rc_jpeg_copy_without_exif(pixels.assumingMemoryBound(to: UInt8.self), Int(meta.jpegBytes),
                                               jpeg.assumingMemoryBound(to: UInt8.self), jpegCapacity)
-            encoded = n > 0 ? .success(n) : .failure(CaptureError(source: "jpeg", reason: "the camera's JPEG has no SOI"))
+            encoded = n > 0 ? .success(n) : .failure(CaptureError(source: "jpeg", reason: "the camera's JPEG headers are broken"))
+        } else if meta.isI420 {
+            encoded = encoder.encodeI420(pixels, width: width, height: height, quality: quality, into: jpeg, capacity: jpegCapacity)
         } else {
             encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
                                      quality: quality, into: jpeg, capacity: jpegCapacity)
