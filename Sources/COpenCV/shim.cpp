@@ -276,6 +276,7 @@ extern "C" rc_pattern *rc_pattern_create(int width, int height) {
             u[i] = (uint8_t)std::lround(std::clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b, 0.0, 255.0));
             v[i] = (uint8_t)std::lround(std::clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b, 0.0, 255.0));
         }
+        for (auto *line : {&p->ueven, &p->uodd, &p->veven, &p->vodd}) line->reserve(n / 2);  // once each
         for (size_t i = 0; i + 1 < n; i += 2) {
             p->ueven.push_back(u[i]);
             p->veven.push_back(v[i]);
