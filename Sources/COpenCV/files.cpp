@@ -8,12 +8,31 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
+#include <semaphore.h>
 
 namespace {
 // Set once renameat2 answered that the file system does not have it: from then on straight to
 // link + unlink (one failed system call per file is not worth repeating twice a frame).
 std::atomic<bool> no_renameat2{false};
 }  // namespace
+
+namespace {
+sem_t recorder_wake;
+// Made before main runs: rc_recorder_wake may be called from a signal handler at any time.
+struct WakeInit {
+    WakeInit() { sem_init(&recorder_wake, 0, 0); }
+} wake_init;
+}  // namespace
+
+extern "C" void rc_recorder_wake(void) { sem_post(&recorder_wake); }
+
+extern "C" void rc_recorder_sleep(uint64_t deadline_ns) {
+    timespec ts;
+    ts.tv_sec = (time_t)(deadline_ns / 1000000000u);
+    ts.tv_nsec = (long)(deadline_ns % 1000000000u);
+    sem_clockwait(&recorder_wake, CLOCK_MONOTONIC, &ts);  // a wake, the deadline or a signal
+}
 
 extern "C" int rc_rename_noreplace(const char *from, const char *to) {
     if (!no_renameat2.load(std::memory_order_relaxed)) {

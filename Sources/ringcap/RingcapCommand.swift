@@ -384,6 +384,7 @@ func installSignalHandlers() {
     let handler: @convention(c) (Int32) -> Void = { _ in
         let (_, now) = terminationRequests.add(1, ordering: .relaxed)
         if now >= 2 { _exit(130) }
+        wakeRecorder()  // sem_post: async-signal-safe
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)

@@ -189,6 +189,15 @@ int rc_video_make(const char *_Nonnull path, int width, int height, int frames, 
 /// or `cap` < `n`.
 size_t rc_jpeg_copy_without_exif(const uint8_t *_Nonnull src, size_t n, uint8_t *_Nonnull dst, size_t cap);
 
+/// The recorder's main thread sleeps in rc_recorder_sleep until the monotonic clock reads
+/// `deadline_ns`, a signal arrives, or anything calls rc_recorder_wake: a camera that finished (so
+/// that a recording of files ends when its last file does, not at the next tick), or a signal
+/// handler (sem_post is async-signal-safe, which a condition variable is not). Extra wakes only
+/// make the loop look again. Why C: sem_clockwait (monotonic) is a GNU extension Glibc's Swift
+/// module does not export.
+void rc_recorder_wake(void);
+void rc_recorder_sleep(uint64_t deadline_ns);
+
 /// Renames `from` to `to` unless `to` exists: a stored frame is never replaced, whatever the
 /// clock did (rename(2) would replace it silently). renameat2(RENAME_NOREPLACE) where the file
 /// system has it, else link + unlink. Returns 0, or an errno (EEXIST when `to` exists).

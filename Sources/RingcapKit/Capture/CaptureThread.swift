@@ -168,6 +168,7 @@ public final class CaptureThread: @unchecked Sendable {
                 reportEndOfFile()
                 counters.finished.store(true, ordering: .relaxed)
                 setState(.finished)
+                rc_recorder_wake()  // the recording may be over: no need to wait for the next tick
                 return
             case .failed(let reason):
                 logger.warning("camera failed: \(reason); reconnecting")
@@ -180,7 +181,10 @@ public final class CaptureThread: @unchecked Sendable {
             }
         }
         if downSinceNs != 0 { counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed) }
-        if !everOpened || counters.finished.load(ordering: .relaxed) { counters.finished.store(true, ordering: .relaxed) }
+        if !everOpened || counters.finished.load(ordering: .relaxed) {
+            counters.finished.store(true, ordering: .relaxed)
+            rc_recorder_wake()
+        }
         setState(.stopped)
     }
 

@@ -29,13 +29,6 @@ public enum Clock {
         var ts = timespec(ns: deadlineNs)
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
     }
-
-    /// Like `sleep(untilMonotonicNs:)`, but a signal handled on this thread ends the sleep
-    /// early (clock_nanosleep is never restarted after a handler, SA_RESTART or not).
-    public static func sleepUnlessSignalled(untilMonotonicNs deadlineNs: UInt64) {
-        var ts = timespec(ns: deadlineNs)
-        _ = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil)
-    }
 }
 
 private extension timespec {

@@ -9,6 +9,10 @@ import Synchronization
 /// 0: running; 1: stop requested; 2+: stop now.
 public let terminationRequests = Atomic<Int>(0)
 
+/// Ends the recorder's sleep between ticks at once (a signal handler calls it after setting
+/// `terminationRequests`). Async-signal-safe: one sem_post.
+public func wakeRecorder() { rc_recorder_wake() }
+
 /// Runs one recording: cameras → ring → writers → disk, until the duration, the frame limits,
 /// the end of every file, or a signal ends it; then drains and reports.
 ///
@@ -132,13 +136,13 @@ public final class Recorder {
                 lastProgress = now
                 onTick?()
             }
-            // Asleep until the next progress second or the deadline, at most a fifth of a second
-            // (how late a camera that finished is noticed). SIGINT and SIGTERM, which the other
-            // threads block, end the sleep at once. Every wake-up costs CPU on an idle recorder:
-            // polling every 20 ms cost more than a camera at 1 frame/s.
+            // Asleep until the next progress second or the deadline (at most a fifth of a second),
+            // or until a camera finishes or a signal comes (both wake it: rc_recorder_wake). Every
+            // wake-up costs CPU on an idle recorder: polling every 20 ms cost more than a camera
+            // at 1 frame/s.
             var wake = min(lastProgress + 1_000_000_000, Clock.monotonicNs() + 200_000_000)
             if let deadline { wake = min(wake, deadline) }
-            Clock.sleepUnlessSignalled(untilMonotonicNs: wake)
+            rc_recorder_sleep(wake)
         }
         logger.info("stopping: \(stopReason)")
 
