@@ -112,6 +112,61 @@ void log_callback(void *avcl, int level, const char *fmt, va_list vl) {
 
 }  // namespace
 
+// A swscale context and what it was made for: the frame's own size, format, range and colour
+// space, and the output size. Keyed on the frame, never on codecpar: a resolution change just gets
+// a new context (OpenCV's failure was to keep the first one).
+struct Converter {
+    SwsContext *ctx = nullptr;
+    int key[7] = {};
+};
+
+// The frame's pixel format, with the deprecated JPEG formats as the plain YUV they are at full
+// range (swscale warns about them otherwise), and whether it is full range.
+AVPixelFormat source_format(const AVFrame *f, int *full) {
+    *full = f->color_range == AVCOL_RANGE_JPEG;
+    switch (AVPixelFormat(f->format)) {
+    case AV_PIX_FMT_YUVJ420P: *full = 1; return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: *full = 1; return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: *full = 1; return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: *full = 1; return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: *full = 1; return AV_PIX_FMT_YUV411P;
+    default: return AVPixelFormat(f->format);
+    }
+}
+
+// The context converting frame `f` to `to` at ow x oh, made anew only when the key changes, with
+// the source's colour space and range; to I420, full range BT.601 as JPEG wants it. Null with the
+// reason in msg when swscale cannot.
+SwsContext *converter_for(Converter &c, const AVFrame *f, int ow, int oh, AVPixelFormat to, char *msg, size_t len) {
+    int full;
+    const AVPixelFormat format = source_format(f, &full);
+    const int key[7] = {f->width, f->height, int(format), full, int(f->colorspace), ow, oh};
+    if (c.ctx && std::memcmp(key, c.key, sizeof key) == 0) return c.ctx;
+    const int flags = ow < f->width || oh < f->height ? SWS_AREA : SWS_BILINEAR;
+    c.ctx = sws_getCachedContext(c.ctx, f->width, f->height, format, ow, oh, to, flags, nullptr, nullptr, nullptr);
+    if (!c.ctx) {
+        const char *name = av_get_pix_fmt_name(format);
+        put(msg, len, "cannot convert %dx%d %s to %dx%d %s", f->width, f->height, name ? name : "?", ow, oh,
+            to == AV_PIX_FMT_BGR24 ? "BGR" : "I420");
+        return nullptr;
+    }
+    std::memcpy(c.key, key, sizeof key);
+    int *inv, *table, src_range, dst_range, brightness, contrast, saturation;
+    if (sws_getColorspaceDetails(c.ctx, &inv, &src_range, &table, &dst_range, &brightness, &contrast, &saturation) >= 0) {
+        const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(format);
+        if (desc && !(desc->flags & AV_PIX_FMT_FLAG_RGB)) {
+            inv = const_cast<int *>(sws_getCoefficients(f->colorspace));
+            src_range = full;
+        }
+        if (to == AV_PIX_FMT_YUV420P) {
+            table = const_cast<int *>(sws_getCoefficients(SWS_CS_ITU601));
+            dst_range = 1;
+        }
+        sws_setColorspaceDetails(c.ctx, inv, src_range, table, dst_range, brightness, contrast, saturation);
+    }
+    return c.ctx;
+}
+
 struct rc_av_source {
     rc_av_params p{};
     std::atomic<bool> abort{false};
@@ -122,10 +177,7 @@ struct rc_av_source {
     AVCodecContext *dec = nullptr;
     AVPacket *pkt = nullptr;  // allocated once and reused: nothing is allocated per frame here
     AVFrame *frame = nullptr;
-    SwsContext *sws = nullptr;
-    int sws_key[7] = {};  // src w, h, format, full range, colour space; dst w, h
-    SwsContext *sws_yuv = nullptr;  // the same, to full-range I420
-    int sws_yuv_key[7] = {};
+    Converter to_bgr, to_i420;  // swscale, when a frame cannot be handed over as it is
     int stream = -1;
     int read_error = 0;  // a file's read error other than EOF, reported with its end
     int drain_errors = 0;  // damaged frames met while draining the decoder at the end of a file
@@ -136,8 +188,8 @@ struct rc_av_source {
     char failure[160] = "";  // the first grab failure: demuxer state is not to be trusted after it
 
     ~rc_av_source() {
-        sws_freeContext(sws);
-        sws_freeContext(sws_yuv);
+        sws_freeContext(to_bgr.ctx);
+        sws_freeContext(to_i420.ctx);
         av_frame_free(&frame);
         av_packet_free(&pkt);
         avcodec_free_context(&dec);
@@ -422,40 +474,11 @@ int retrieve(rc_av_source *s, uint8_t *dst, size_t stride, char *msg, size_t len
         put(msg, len, "stride %zu too small for %d pixels of BGR", stride, ow);
         return kFail;
     }
-    // The deprecated JPEG formats are plain YUV at full range; swscale warns about them otherwise.
-    AVPixelFormat format = AVPixelFormat(f->format);
-    int full = f->color_range == AVCOL_RANGE_JPEG;
-    switch (format) {
-    case AV_PIX_FMT_YUVJ420P: format = AV_PIX_FMT_YUV420P, full = 1; break;
-    case AV_PIX_FMT_YUVJ422P: format = AV_PIX_FMT_YUV422P, full = 1; break;
-    case AV_PIX_FMT_YUVJ444P: format = AV_PIX_FMT_YUV444P, full = 1; break;
-    case AV_PIX_FMT_YUVJ440P: format = AV_PIX_FMT_YUV440P, full = 1; break;
-    case AV_PIX_FMT_YUVJ411P: format = AV_PIX_FMT_YUV411P, full = 1; break;
-    default: break;
-    }
-    // Keyed on the frame's own size and format, never on codecpar: a resolution change just gets a
-    // new context (OpenCV's failure). The colour details are set only when the key changes.
-    const int key[7] = {f->width, f->height, int(format), full, int(f->colorspace), ow, oh};
-    if (!s->sws || std::memcmp(key, s->sws_key, sizeof key) != 0) {
-        const int flags = ow < f->width || oh < f->height ? SWS_AREA : SWS_BILINEAR;
-        s->sws = sws_getCachedContext(s->sws, f->width, f->height, format, ow, oh, AV_PIX_FMT_BGR24, flags,
-                                      nullptr, nullptr, nullptr);
-        if (!s->sws) {
-            const char *name = av_get_pix_fmt_name(format);
-            put(msg, len, "cannot convert %dx%d %s to %dx%d BGR", f->width, f->height, name ? name : "?", ow, oh);
-            return kFail;
-        }
-        std::memcpy(s->sws_key, key, sizeof key);
-        const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(format);
-        int *inv, *table, src_range, dst_range, brightness, contrast, saturation;
-        if (desc && !(desc->flags & AV_PIX_FMT_FLAG_RGB) &&
-            sws_getColorspaceDetails(s->sws, &inv, &src_range, &table, &dst_range, &brightness, &contrast, &saturation) >= 0)
-            sws_setColorspaceDetails(s->sws, sws_getCoefficients(f->colorspace), full, table, dst_range, brightness,
-                                     contrast, saturation);
-    }
+    SwsContext *ctx = converter_for(s->to_bgr, f, ow, oh, AV_PIX_FMT_BGR24, msg, len);
+    if (!ctx) return kFail;
     uint8_t *const planes[4] = {dst, nullptr, nullptr, nullptr};
     const int strides[4] = {int(stride), 0, 0, 0};
-    if (sws_scale(s->sws, f->data, f->linesize, 0, f->height, planes, strides) <= 0) {
+    if (sws_scale(ctx, f->data, f->linesize, 0, f->height, planes, strides) <= 0) {
         put(msg, len, "swscale could not convert the frame");
         return kFail;
     }
@@ -557,10 +580,8 @@ int retrieve_i420(rc_av_source *s, const rc_i420 *d, char *msg, size_t len) {
         put(msg, len, "an I420 buffer of %dx%d for a frame of %dx%d", d->width, d->height, ow, oh);
         return kFail;
     }
-    AVPixelFormat format = AVPixelFormat(f->format);
-    int full = f->color_range == AVCOL_RANGE_JPEG;
-    if (format == AV_PIX_FMT_YUVJ420P) format = AV_PIX_FMT_YUV420P, full = 1;
-    if (format == AV_PIX_FMT_YUV420P && f->width == ow && f->height == oh) {
+    int full;
+    if (source_format(f, &full) == AV_PIX_FMT_YUV420P && f->width == ow && f->height == oh) {
         // The decoder's own planes: copied as they are (full range) or stretched to full range.
         const int cw = (ow + 1) / 2, ch = (oh + 1) / 2;
         for (int y = 0; y < oh; ++y) {
@@ -577,33 +598,12 @@ int retrieve_i420(rc_av_source *s, const rc_i420 *d, char *msg, size_t len) {
         }
         return kOK;
     }
-    switch (format) {  // the deprecated JPEG formats are plain YUV at full range
-    case AV_PIX_FMT_YUVJ422P: format = AV_PIX_FMT_YUV422P, full = 1; break;
-    case AV_PIX_FMT_YUVJ444P: format = AV_PIX_FMT_YUV444P, full = 1; break;
-    case AV_PIX_FMT_YUVJ440P: format = AV_PIX_FMT_YUV440P, full = 1; break;
-    case AV_PIX_FMT_YUVJ411P: format = AV_PIX_FMT_YUV411P, full = 1; break;
-    default: break;
-    }
     // Another size (--size), subsampling or format: swscale, to full-range I420.
-    const int key[7] = {f->width, f->height, int(format), full, int(f->colorspace), ow, oh};
-    if (!s->sws_yuv || std::memcmp(key, s->sws_yuv_key, sizeof key) != 0) {
-        const int flags = ow < f->width || oh < f->height ? SWS_AREA : SWS_BILINEAR;
-        s->sws_yuv = sws_getCachedContext(s->sws_yuv, f->width, f->height, format, ow, oh, AV_PIX_FMT_YUV420P, flags,
-                                          nullptr, nullptr, nullptr);
-        if (!s->sws_yuv) {
-            const char *name = av_get_pix_fmt_name(format);
-            put(msg, len, "cannot convert %dx%d %s to %dx%d I420", f->width, f->height, name ? name : "?", ow, oh);
-            return kFail;
-        }
-        std::memcpy(s->sws_yuv_key, key, sizeof key);
-        int *inv, *table, src_range, dst_range, brightness, contrast, saturation;
-        if (sws_getColorspaceDetails(s->sws_yuv, &inv, &src_range, &table, &dst_range, &brightness, &contrast, &saturation) >= 0)
-            sws_setColorspaceDetails(s->sws_yuv, sws_getCoefficients(f->colorspace), full, sws_getCoefficients(SWS_CS_ITU601),
-                                     1, brightness, contrast, saturation);
-    }
+    SwsContext *ctx = converter_for(s->to_i420, f, ow, oh, AV_PIX_FMT_YUV420P, msg, len);
+    if (!ctx) return kFail;
     uint8_t *const planes[4] = {d->y, d->u, d->v, nullptr};
     const int strides[4] = {int(d->y_stride), int(d->c_stride), int(d->c_stride), 0};
-    if (sws_scale(s->sws_yuv, f->data, f->linesize, 0, f->height, planes, strides) <= 0) {
+    if (sws_scale(ctx, f->data, f->linesize, 0, f->height, planes, strides) <= 0) {
         put(msg, len, "swscale could not convert the frame");
         return kFail;
     }

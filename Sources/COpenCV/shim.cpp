@@ -640,8 +640,14 @@ extern "C" size_t rc_jpeg_max_size(int width, int height) {
     return (size_t)((width + 15) & ~15) * (size_t)((height + 15) & ~15) * 3 + 65536;
 }
 
-extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width, int height, size_t stride,
-                              int quality, uint8_t *dst, size_t dst_cap, size_t *out_len, char *msg, size_t msg_len) {
+namespace {
+
+// One image through the encoder: checks, destination, parameters, then `feed` writes the lines
+// (scanlines or raw planes) between start and finish. The setjmp is here, in the frame that stays
+// alive while libjpeg runs, so that an error anywhere in it comes back as RC_FAIL.
+template <typename Feed>
+int encode_image(rc_jpeg_encoder *e, int width, int height, int quality, J_COLOR_SPACE space, bool raw, uint8_t *dst,
+                 size_t dst_cap, size_t *out_len, char *msg, size_t msg_len, Feed &&feed) {
     *out_len = 0;
     if (width <= 0 || height <= 0 || quality < 1 || quality > 100) {
         put_message(msg, msg_len, "bad image size or quality");
@@ -651,20 +657,13 @@ extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width,
         put_message(msg, msg_len, "JPEG buffer too small");
         return RC_FAIL;
     }
-    if (e->rows.size() < (size_t)height) {
-        try {
-            e->rows.resize((size_t)height);
-        } catch (...) {
-            put_message(msg, msg_len, "out of memory");
-            return RC_FAIL;
-        }
-    }
     jpeg_compress_struct *cinfo = &e->cinfo;
     if (setjmp(e->err.escape)) {
         char text[JMSG_LENGTH_MAX];
         (*cinfo->err->format_message)(reinterpret_cast<j_common_ptr>(cinfo), text);
         put_message(msg, msg_len, text);
         jpeg_abort_compress(cinfo);
+        cinfo->raw_data_in = FALSE;
         return RC_FAIL;
     }
     e->overflow = false;
@@ -673,15 +672,14 @@ extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width,
     cinfo->image_width = (JDIMENSION)width;
     cinfo->image_height = (JDIMENSION)height;
     cinfo->input_components = 3;
-    cinfo->in_color_space = JCS_EXT_BGR;  // libjpeg-turbo converts from OpenCV's BGR itself
-    jpeg_set_defaults(cinfo);              // YCbCr 4:2:0, baseline, JFIF header
+    cinfo->in_color_space = space;
+    jpeg_set_defaults(cinfo);  // YCbCr 4:2:0 (2x2, 1x1, 1x1), baseline, JFIF header
     jpeg_set_quality(cinfo, quality, TRUE);
-    for (int y = 0; y < height; ++y) e->rows[(size_t)y] = const_cast<JSAMPROW>(bgr + (size_t)y * stride);
+    cinfo->raw_data_in = raw ? TRUE : FALSE;
     jpeg_start_compress(cinfo, TRUE);
-    while (cinfo->next_scanline < cinfo->image_height) {
-        jpeg_write_scanlines(cinfo, e->rows.data() + cinfo->next_scanline, cinfo->image_height - cinfo->next_scanline);
-    }
+    feed(cinfo);
     jpeg_finish_compress(cinfo);
+    cinfo->raw_data_in = FALSE;
     if (e->overflow) {
         put_message(msg, msg_len, "JPEG larger than its buffer");
         return RC_FAIL;
@@ -690,16 +688,34 @@ extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width,
     return RC_OK;
 }
 
+}  // namespace
+
+extern "C" int rc_jpeg_encode(rc_jpeg_encoder *e, const uint8_t *bgr, int width, int height, size_t stride,
+                              int quality, uint8_t *dst, size_t dst_cap, size_t *out_len, char *msg, size_t msg_len) {
+    if (height > 0 && e->rows.size() < (size_t)height) {
+        try {
+            e->rows.resize((size_t)height);
+        } catch (...) {
+            put_message(msg, msg_len, "out of memory");
+            return RC_FAIL;
+        }
+    }
+    // libjpeg-turbo converts from OpenCV's BGR itself.
+    return encode_image(e, width, height, quality, JCS_EXT_BGR, false, dst, dst_cap, out_len, msg, msg_len,
+                        [&](jpeg_compress_struct *cinfo) {
+        for (int y = 0; y < height; ++y) e->rows[(size_t)y] = const_cast<JSAMPROW>(bgr + (size_t)y * stride);
+        while (cinfo->next_scanline < cinfo->image_height) {
+            jpeg_write_scanlines(cinfo, e->rows.data() + cinfo->next_scanline, cinfo->image_height - cinfo->next_scanline);
+        }
+    });
+}
+
 extern "C" int rc_jpeg_encode_i420(rc_jpeg_encoder *e, const rc_i420 *f, int quality, uint8_t *dst, size_t dst_cap,
                                    size_t *out_len, char *msg, size_t msg_len) {
-    *out_len = 0;
     const int width = f->width, height = f->height;
-    if (width <= 0 || height <= 0 || quality < 1 || quality > 100 || !f->y || !f->u || !f->v) {
+    if (width <= 0 || height <= 0 || !f->y || !f->u || !f->v) {
+        *out_len = 0;
         put_message(msg, msg_len, "bad image size or quality");
-        return RC_FAIL;
-    }
-    if (dst_cap < rc_jpeg_max_size(width, height)) {
-        put_message(msg, msg_len, "JPEG buffer too small");
         return RC_FAIL;
     }
     // The encoder reads whole 8-sample blocks of each row: replicate the last column into the
@@ -717,47 +733,24 @@ extern "C" int rc_jpeg_encode_i420(rc_jpeg_encoder *e, const rc_i420 *f, int qua
             std::memset(u + cw, u[cw - 1], cpad - (size_t)cw);
             std::memset(v + cw, v[cw - 1], cpad - (size_t)cw);
         }
-    jpeg_compress_struct *cinfo = &e->cinfo;
-    if (setjmp(e->err.escape)) {
-        char text[JMSG_LENGTH_MAX];
-        (*cinfo->err->format_message)(reinterpret_cast<j_common_ptr>(cinfo), text);
-        put_message(msg, msg_len, text);
-        jpeg_abort_compress(cinfo);
-        return RC_FAIL;
-    }
-    e->overflow = false;
-    e->dest.next_output_byte = dst;
-    e->dest.free_in_buffer = dst_cap;
-    cinfo->image_width = (JDIMENSION)width;
-    cinfo->image_height = (JDIMENSION)height;
-    cinfo->input_components = 3;
-    cinfo->in_color_space = JCS_YCbCr;
-    jpeg_set_defaults(cinfo);  // YCbCr 4:2:0 (2x2, 1x1, 1x1), baseline, JFIF header
-    jpeg_set_quality(cinfo, quality, TRUE);
-    cinfo->raw_data_in = TRUE;  // the planes as they are: no colour conversion, no downsampling
-    jpeg_start_compress(cinfo, TRUE);
-    // One iMCU row at a time: 16 luma rows and 8 of each chroma; rows past the bottom repeat the
-    // last one (libjpeg pads a raw image's height with what it is given).
-    JSAMPROW yrows[16], urows[8], vrows[8];
-    JSAMPARRAY planes[3] = {yrows, urows, vrows};
-    while (cinfo->next_scanline < cinfo->image_height) {
-        const int y0 = (int)cinfo->next_scanline;
-        for (int i = 0; i < 16; ++i) yrows[i] = f->y + (size_t)std::min(y0 + i, height - 1) * f->y_stride;
-        for (int i = 0; i < 8; ++i) {
-            const int cy = std::min(y0 / 2 + i, ch - 1);
-            urows[i] = f->u + (size_t)cy * f->c_stride;
-            vrows[i] = f->v + (size_t)cy * f->c_stride;
+    // Raw data: the planes as they are, no colour conversion, no downsampling.
+    return encode_image(e, width, height, quality, JCS_YCbCr, true, dst, dst_cap, out_len, msg, msg_len,
+                        [&](jpeg_compress_struct *cinfo) {
+        // One iMCU row at a time: 16 luma rows and 8 of each chroma; rows past the bottom repeat
+        // the last one (libjpeg pads a raw image's height with what it is given).
+        JSAMPROW yrows[16], urows[8], vrows[8];
+        JSAMPARRAY planes[3] = {yrows, urows, vrows};
+        while (cinfo->next_scanline < cinfo->image_height) {
+            const int y0 = (int)cinfo->next_scanline;
+            for (int i = 0; i < 16; ++i) yrows[i] = f->y + (size_t)std::min(y0 + i, height - 1) * f->y_stride;
+            for (int i = 0; i < 8; ++i) {
+                const int cy = std::min(y0 / 2 + i, ch - 1);
+                urows[i] = f->u + (size_t)cy * f->c_stride;
+                vrows[i] = f->v + (size_t)cy * f->c_stride;
+            }
+            jpeg_write_raw_data(cinfo, planes, 16);
         }
-        jpeg_write_raw_data(cinfo, planes, 16);
-    }
-    jpeg_finish_compress(cinfo);
-    cinfo->raw_data_in = FALSE;
-    if (e->overflow) {
-        put_message(msg, msg_len, "JPEG larger than its buffer");
-        return RC_FAIL;
-    }
-    *out_len = dst_cap - e->dest.free_in_buffer;
-    return RC_OK;
+    });
 }
 
 extern "C" int rc_image_probe(const char *path, int *width, int *height, int x, int y, int w, int h, double *mean_bgr,
