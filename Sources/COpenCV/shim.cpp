@@ -328,10 +328,14 @@ int text_length(uint64_t frame) {
 
 int band_width(const rc_pattern *p, uint64_t frame) { return (text_length(frame) * 6 + 2) * text_scale(p); }
 
-void draw_box_and_text(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
-    const int W = p->width, H = p->height;
+// What the pattern draws over its background, in order: the box, the text band, each lit glyph
+// pixel. `paint(x, y, w, h, what)` paints a rectangle in the frame's own layout (BGR or I420).
+enum class Paint { box, band, glyph };
+
+template <typename PaintRect>
+void draw_box_and_text(const rc_pattern *p, uint64_t frame, int64_t unix_ns, PaintRect &&paint) {
     Box b = box_of(p, frame);
-    fill_rect(dst, stride, W, H, b.x, b.y, b.size, b.size, 255, 255, 255);
+    paint(b.x, b.y, b.size, b.size, Paint::box);
 
     // "#<frame> HH:MM:SS.mmm" in a black band, scaled to the frame size.
     char text[48];
@@ -343,18 +347,21 @@ void draw_box_and_text(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_
                   (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
     int scale = text_scale(p);
     int len = (int)std::strlen(text);
-    fill_rect(dst, stride, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, 0, 0);
+    paint(0, 0, (len * 6 + 2) * scale, 9 * scale, Paint::band);
     for (int i = 0; i < len; ++i) {
         const Glyph *g = find_glyph(text[i]);
-        for (int row = 0; row < 7; ++row) {
-            for (int col = 0; col < 5; ++col) {
-                if (g->rows[row] & (0x10 >> col)) {
-                    fill_rect(dst, stride, W, H, (1 + i * 6 + col) * scale, (1 + row) * scale, scale, scale, 255, 255,
-                              255);
-                }
-            }
-        }
+        for (int row = 0; row < 7; ++row)
+            for (int col = 0; col < 5; ++col)
+                if (g->rows[row] & (0x10 >> col))
+                    paint((1 + i * 6 + col) * scale, (1 + row) * scale, scale, scale, Paint::glyph);
     }
+}
+
+void draw_box_and_text(const rc_pattern *p, uint8_t *dst, size_t stride, uint64_t frame, int64_t unix_ns) {
+    draw_box_and_text(p, frame, unix_ns, [&](int x, int y, int w, int h, Paint what) {
+        const uint8_t v = what == Paint::band ? 0 : 255;  // white box and glyphs, black band
+        fill_rect(dst, stride, p->width, p->height, x, y, w, h, v, v, v);
+    });
 }
 
 }  // namespace
@@ -432,26 +439,10 @@ void fill_rect_i420(const rc_i420 *d, int W, int H, int x0, int y0, int w, int h
 }
 
 void draw_box_and_text_i420(const rc_pattern *p, const rc_i420 *d, uint64_t frame, int64_t unix_ns) {
-    const int W = p->width, H = p->height;
-    Box b = box_of(p, frame);
-    fill_rect_i420(d, W, H, b.x, b.y, b.size, b.size, 255, true);
-    char text[48];
-    int64_t secs = unix_ns / 1000000000;
-    int64_t ms = (unix_ns / 1000000) % 1000;
-    if (ms < 0) ms += 1000;
-    int64_t day_secs = ((secs % 86400) + 86400) % 86400;
-    std::snprintf(text, sizeof text, "#%llu %02d:%02d:%02d.%03d", (unsigned long long)frame, (int)(day_secs / 3600),
-                  (int)(day_secs / 60 % 60), (int)(day_secs % 60), (int)ms);
-    int scale = text_scale(p);
-    int len = (int)std::strlen(text);
-    fill_rect_i420(d, W, H, 0, 0, (len * 6 + 2) * scale, 9 * scale, 0, true);
-    for (int i = 0; i < len; ++i) {
-        const Glyph *g = find_glyph(text[i]);
-        for (int row = 0; row < 7; ++row)
-            for (int col = 0; col < 5; ++col)
-                if (g->rows[row] & (0x10 >> col))
-                    fill_rect_i420(d, W, H, (1 + i * 6 + col) * scale, (1 + row) * scale, scale, scale, 255, false);
-    }
+    draw_box_and_text(p, frame, unix_ns, [&](int x, int y, int w, int h, Paint what) {
+        // Glyphs lie inside the band, whose chroma is neutral already: luma alone.
+        fill_rect_i420(d, p->width, p->height, x, y, w, h, what == Paint::band ? 0 : 255, what != Paint::glyph);
+    });
 }
 
 }  // namespace
