@@ -20,8 +20,8 @@ extern "C" {
 
 namespace {
 
-// COpenCV.h's codes; not included here so that COpenCV.h can include RCAVSource.h.
-constexpr int kOK = 0, kEnd = 1, kFail = -1, kBadFrame = 3;
+// COpenCV.h's and RCAVSource.h's status codes, under short names.
+constexpr int kOK = RC_OK, kEnd = RC_END, kFail = RC_FAIL, kBadFrame = RC_AV_BAD_FRAME;
 
 // The only shared mutable state: handles share no lock, so one hung camera blocks no other.
 std::atomic<rc_av_log_sink> g_sink{nullptr};
