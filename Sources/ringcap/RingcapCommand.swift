@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RingcapKit
+import Synchronization
 
 @main
 struct Ringcap: ParsableCommand {
@@ -69,21 +70,6 @@ struct Number: ExpressibleByArgument, CustomStringConvertible {
     var description: String { value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value) }
 }
 
-/// Writes to stderr with write(2): FileHandle's write traps when the other end of a pipe is
-/// gone, and a recorder must outlive whoever was reading its messages. What cannot be written
-/// is dropped.
-enum StandardError {
-    static func write(_ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}
 extension RTSPTransport: ExpressibleByArgument {}
 extension PassthroughMode: ExpressibleByArgument {}
 
@@ -236,11 +222,7 @@ struct Record: ParsableCommand {
     func run() throws {
         let config = try buildConfig()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        TerminalLog.bootstrap(level: level)
         let logger = Logger(label: "ringcap")
         // One recorder per output folder, for as long as this process lives.
         let lock = try OutputLock(out: config.outDirectory)
@@ -261,19 +243,19 @@ struct Record: ParsableCommand {
         gpsReader.start()
         defer { gpsReader.stop() }
 
-        let recorder = Recorder(config: config, gps: snapshot, logger: logger)
-        recorder.onProgress = { line in
-            StandardError.write("\r\u{1B}[K\(line)")
-        }
+        let engine = RecordingEngine(config: config, gps: snapshot, logger: logger)
+        engine.onProgress = { line in ProgressLine.show(line) }
         var summary: RecordingSummary
         do {
-            summary = try recorder.run()
-            summary.clockOffsetMs = gpsReader.clockOffsetMs
+            try engine.start()
         } catch {
             logger.critical("\(error)")
             throw ExitCode(69)
         }
-        if config.progress { StandardError.write("\r\u{1B}[K") }
+        watchSignals { engine.requestStop(reason: "signal") }
+        summary = engine.waitUntilStopped()!
+        summary.clockOffsetMs = gpsReader.clockOffsetMs
+        ProgressLine.clear()
         StandardError.write(summary.table)
         if let path = config.statsJSONPath, let error = summary.writeJSON(to: path) {
             logger.error("cannot write --stats-json '\(path)': \(error)")
@@ -335,17 +317,14 @@ struct Bench: ParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        TerminalLog.bootstrap(level: level)
         var options = BenchOptions()
         options.seconds = seconds.value
         options.outDirectory = out
         let runner = BenchRunner(options: options, logger: Logger(label: "ringcap"))
         try runner.prepare()
         installSignalHandlers()
+        watchSignals { runner.requestStop() }
         defer { runner.finish() }
 
         let tableOutput = json ? FileHandle.standardError : FileHandle.standardOutput
@@ -355,7 +334,7 @@ struct Bench: ParsableCommand {
         }
         var reports: [BenchReport] = []
         for scenario in scenario.map({ [$0] }) ?? BenchScenario.allCases {
-            if terminationRequests.load(ordering: .relaxed) > 0 { break }
+            if runner.isStopped { break }
             do {
                 reports += try runner.run(scenario)
             } catch {
@@ -377,16 +356,29 @@ struct Bench: ParsableCommand {
     }
 }
 
+/// Set by the signal handler: 0 running, 1 stop requested, 2 or more: exit now.
+let terminationRequests = Atomic<Int>(0)
+
 /// SIGINT/SIGTERM (and SIGHUP, until it gets a meaning of its own: reloading the configuration)
-/// only set a flag; the recorder's main loop sees it, stops capture and lets the writers drain.
-/// A second signal exits at once.
+/// only set a flag and ring the `SignalBell`; `watchSignals`' thread sees it and asks the engine to
+/// stop, and the writers drain. A second signal exits at once.
 func installSignalHandlers() {
     let handler: @convention(c) (Int32) -> Void = { _ in
         let (_, now) = terminationRequests.add(1, ordering: .relaxed)
         if now >= 2 { _exit(130) }
-        wakeRecorder()  // sem_post: async-signal-safe
+        SignalBell.ring()  // sem_post: async-signal-safe
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
     signal(SIGHUP, handler)
+}
+
+/// Calls `stop` once, on a thread of its own (`rc-signals`), when the first signal came.
+func watchSignals(_ stop: @escaping @Sendable () -> Void) {
+    let thread = Thread {
+        while terminationRequests.load(ordering: .relaxed) == 0 { SignalBell.wait(timeoutNs: 3_600_000_000_000) }
+        stop()
+    }
+    thread.name = "rc-signals"
+    thread.start()
 }

@@ -271,20 +271,20 @@ struct StorageLimitParsingTests {
 
     /// Folder and file names retention recognises as ringcap's, and only those.
     @Test func recordingNames() throws {
-        let f = try #require(RecordingNames.frameFile("073112.004500_42.jpg", hour: 7, minute: 31))
-        #expect(f.stem == "073112.004500_42" && f.microsInMinute == 12_004_500 && f.seq == 42 && !f.isJSON)
-        #expect(RecordingNames.frameFile("073112.004500_42.json", hour: 7, minute: 31)?.isJSON == true)
+        let f = try #require(RecordingLayout.frameName("073112.004500_42.jpg", hour: 7, minute: 31))
+        #expect(f.stem == "073112.004500_42" && f.microsInMinute == 12_004_500 && f.seq == 42 && !f.isSidecar)
+        #expect(RecordingLayout.frameName("073112.004500_42.json", hour: 7, minute: 31)?.isSidecar == true)
         for bad in ["073112.004500_42.jpg.rctmp", "073112.004500_42.png", "073112.004500.jpg", "083112.004500_1.jpg",
                     "073112,004500_1.jpg", "0731a2.004500_1.jpg", "073199.004500_1.jpg", "notes.json", ".jpg",
                     "073112.004500_.jpg", "073112.004500_1x.jpg"] {
-            #expect(RecordingNames.frameFile(bad, hour: 7, minute: 31) == nil, "\(bad)")
+            #expect(RecordingLayout.frameName(bad, hour: 7, minute: 31) == nil, "\(bad)")
         }
-        #expect(RecordingNames.unixMinute(year: 1970, month: 1, day: 1, hour: 0, minute: 0) == 0)
-        #expect(RecordingNames.unixMinute(year: 2026, month: 12, day: 1, hour: 7, minute: 31) == 1_796_110_260 / 60)
-        #expect(RecordingNames.unixMinute(year: 2024, month: 2, day: 29, hour: 23, minute: 59) == 1_709_251_140 / 60)
+        #expect(RecordingLayout.unixMinute(year: 1970, month: 1, day: 1, hour: 0, minute: 0) == 0)
+        #expect(RecordingLayout.unixMinute(year: 2026, month: 12, day: 1, hour: 7, minute: 31) == 1_796_110_260 / 60)
+        #expect(RecordingLayout.unixMinute(year: 2024, month: 2, day: 29, hour: 23, minute: 59) == 1_709_251_140 / 60)
         #expect(MinuteFolder(minute: 1_796_110_260 / 60, camera: "bow").relativePath == "bow/2026/12/01/07/31")
-        #expect(RecordingNames.number("07", width: 2, in: 0...59) == 7)
-        #expect(RecordingNames.number("7", width: 2, in: 0...59) == nil)
-        #expect(RecordingNames.number("60", width: 2, in: 0...59) == nil)
+        #expect(RecordingLayout.number("07", width: 2, in: 0...59) == 7)
+        #expect(RecordingLayout.number("7", width: 2, in: 0...59) == nil)
+        #expect(RecordingLayout.number("60", width: 2, in: 0...59) == nil)
     }
 }

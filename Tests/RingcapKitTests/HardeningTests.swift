@@ -149,15 +149,17 @@ struct HardeningTests {
         func storeOneFrame(quality: Int) throws -> (counters: CameraCounters, log: String) {
             let ring = DropOldestRing<FrameToken>(capacity: 8)
             let pool = FramePool(slotCount: 4)
-            let counters = CameraCounters()
+            let channel = CameraChannel(index: 0, name: "cam", recording: true)
+            let counters = channel.counters
             let log = LogRecorder()
-            let camera = WriterCamera(pool: pool, counters: counters,
-                                      sidecarHead: WriterCamera.sidecarHead(name: "cam", source: "test:64x48@30"),
+            let camera = WriterCamera(pool: pool, channel: channel, quality: quality,
+                                      sidecarHead: WriterCamera.sidecarHead(name: "cam", source: "test:64x48@30",
+                                                                            run: "2026-01-01T00:00:00.000000Z"),
                                       folder: Array((out + "/cam/").utf8), name: "cam")
             let done = OnceFlag()
             done.set()
             let writer = try FrameWriter(index: 0, cameras: [camera], ring: ring, framesReady: Doorbell(), spaceReady: Doorbell(),
-                                         producersDone: done, quality: quality, fsync: false,
+                                         producersDone: done, fsync: false,
                                          gps: WriterGPS(maxAgeNs: 5_000_000_000, source: GPSSourceJSON("none")),
                                          ledger: StoreLedger(cameras: 1, maxBytes: nil),
                                          temporarySuffix: RecordingLayout.temporarySuffix(runToken: UInt32.random(in: 0...UInt32.max)),

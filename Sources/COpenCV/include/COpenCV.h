@@ -189,12 +189,11 @@ int rc_video_make(const char *_Nonnull path, int width, int height, int frames, 
 /// or `cap` < `n`.
 size_t rc_jpeg_copy_without_exif(const uint8_t *_Nonnull src, size_t n, uint8_t *_Nonnull dst, size_t cap);
 
-/// The recorder's main thread sleeps in rc_recorder_sleep until the monotonic clock reads
-/// `deadline_ns`, a signal arrives, or anything calls rc_recorder_wake: a camera that finished (so
-/// that a recording of files ends when its last file does, not at the next tick), or a signal
-/// handler (sem_post is async-signal-safe, which a condition variable is not). Extra wakes only
-/// make the loop look again. Why C: sem_clockwait (monotonic) is a GNU extension Glibc's Swift
-/// module does not export.
+/// A process-wide bell a signal handler may ring (sem_post is async-signal-safe, which a
+/// condition variable is not): rc_recorder_sleep returns when the monotonic clock reads
+/// `deadline_ns` or someone called rc_recorder_wake. The CLI's signal watcher sleeps on it and
+/// asks the engine to stop. Extra wakes only make the sleeper look again. Why C: sem_clockwait
+/// (monotonic) is a GNU extension Glibc's Swift module does not export.
 void rc_recorder_wake(void);
 void rc_recorder_sleep(uint64_t deadline_ns);
 
@@ -202,6 +201,17 @@ void rc_recorder_sleep(uint64_t deadline_ns);
 /// clock did (rename(2) would replace it silently). renameat2(RENAME_NOREPLACE) where the file
 /// system has it, else link + unlink. Returns 0, or an errno (EEXIST when `to` exists).
 int rc_rename_noreplace(const char *_Nonnull from, const char *_Nonnull to);
+
+// ---- Image work for the taps (image.cpp) ----
+
+/// A grey plane (`stride` bytes a row) shrunk by `factor` in each direction, each output pixel
+/// the mean of its factor×factor block: into `dst`, `width / factor` × `height / factor` bytes
+/// (at least 1×1), rows packed. No allocation.
+void rc_grey_shrink(const uint8_t *_Nonnull src, size_t stride, int width, int height, int factor,
+                    uint8_t *_Nonnull dst);
+/// The same from packed BGR: grey as JPEG's Y (0.299 R + 0.587 G + 0.114 B) of each block's mean.
+void rc_bgr_grey_shrink(const uint8_t *_Nonnull bgr, size_t stride, int width, int height, int factor,
+                        uint8_t *_Nonnull dst);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 import COpenCV
 import Foundation
+import Synchronization
 import Logging
 
 /// What `ringcap bench` was asked for, with the defaults filled in. A plain value.
@@ -30,13 +31,25 @@ public struct BenchOptions: Sendable {
     }
 }
 
-/// Runs the bench's scenarios: each a real recording through `Recorder` (test-pattern cameras
+/// Runs the bench's scenarios: each a real recording through `RecordingEngine` (test-pattern cameras
 /// or video files, real JPEGs and sidecars on disk), with the machine's limit measured on the
 /// same frames just before and just after it.
 ///
-/// Used from one thread (the main thread): `run` blocks until its recordings are over.
-public final class BenchRunner {
+/// Used from one thread (the main thread): `run` blocks until its recordings are over;
+/// `requestStop` may be called from any thread.
+public final class BenchRunner: @unchecked Sendable {
     public let options: BenchOptions
+    /// The recording under way, for `requestStop`.
+    private let current = Mutex<RecordingEngine?>(nil)
+    private let stopRequested = Atomic<Bool>(false)
+
+    /// Stops the recording under way (its figures are still reported) and any still to come.
+    public func requestStop() {
+        stopRequested.store(true, ordering: .relaxed)
+        current.withLock { $0?.requestStop(reason: "signal") }
+    }
+
+    public var isStopped: Bool { stopRequested.load(ordering: .relaxed) }
     private let logger: Logger
     private var root = ""
     private var rootIsTemporary = false
@@ -152,7 +165,7 @@ public final class BenchRunner {
 
         // Give back what earlier recordings freed, so that this one's resident memory is its own.
         rc_release_free_memory()
-        let recorder = Recorder(config: config, gps: nil, logger: logger)
+        let recorder = RecordingEngine(config: config, gps: nil, logger: logger)
         var samples: [Double] = []
         samples.reserveCapacity(Int(options.seconds) + 8)
         recorder.onTick = { samples.append(ProcessUsage.residentMB()) }
@@ -160,7 +173,11 @@ public final class BenchRunner {
         let startNs = Clock.monotonicNs()
         let summary: RecordingSummary
         do {
-            summary = try recorder.run()
+            current.withLock { $0 = recorder }
+            defer { current.withLock { $0 = nil } }
+            try recorder.start()
+            if isStopped { recorder.requestStop(reason: "signal") }
+            summary = recorder.waitUntilStopped()!
         } catch {
             throw .capture(error)
         }

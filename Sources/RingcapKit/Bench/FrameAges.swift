@@ -43,7 +43,7 @@ public struct FrameAges: Sendable {
         guard let walker = FileManager.default.enumerator(atPath: folder) else { return ages }
         var frames: [Frame] = []
         while let relative = walker.nextObject() as? String {
-            guard relative.hasSuffix(".json") else { continue }
+            guard relative.hasSuffix(RecordingLayout.sidecarExtension.description) else { continue }
             let path = folder + "/" + relative
             var info = stat()
             guard stat(path, &info) == 0, let data = FileManager.default.contents(atPath: path) else { continue }

@@ -36,7 +36,8 @@ public final class CaptureToRingLoop {
     private let width: Int, height: Int
     private let ring: DropOldestRing<FrameToken>
     private let pool: FramePool
-    private let counters = CameraCounters()
+    private let channel = CameraChannel(index: 0, name: "bench", recording: true)
+    private var counters: CameraCounters { channel.counters }
     private let framesReady = Doorbell(), spaceReady = Doorbell()
     private var capture: CaptureThread?
     private let logger = Logger(label: "ringcap-bench")
@@ -53,7 +54,7 @@ public final class CaptureToRingLoop {
     /// allocations per run, none per frame).
     public func prepare(frames: Int) {
         capture = benchCapture(width: width, height: height, frames: frames, whenFull: .dropOldest, pool: pool,
-                               counters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
+                               channel: channel, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
     }
 
     /// Captures the prepared number of frames on the calling thread.
@@ -77,7 +78,8 @@ public final class FramePathRun {
     private let width: Int, height: Int
     private let ring: DropOldestRing<FrameToken>
     private let pool: FramePool
-    private let counters: CameraCounters
+    private let channel: CameraChannel
+    private var counters: CameraCounters { channel.counters }
     private let framesReady: Doorbell, spaceReady: Doorbell
     private let writer: FrameWriter
     private var capture: CaptureThread?
@@ -91,20 +93,21 @@ public final class FramePathRun {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ring = DropOldestRing<FrameToken>(capacity: 8)
         let pool = FramePool(slotCount: ring.capacity + 3)
-        let counters = CameraCounters()
+        let channel = CameraChannel(index: 0, name: "bench", recording: true)
         let framesReady = Doorbell(), spaceReady = Doorbell()
         self.ring = ring
         self.pool = pool
-        self.counters = counters
+        self.channel = channel
         self.framesReady = framesReady
         self.spaceReady = spaceReady
-        let camera = WriterCamera(pool: pool, counters: counters,
-                                  sidecarHead: WriterCamera.sidecarHead(name: "bench", source: "test:\(width)x\(height)@30"),
+        let camera = WriterCamera(pool: pool, channel: channel, quality: quality,
+                                  sidecarHead: WriterCamera.sidecarHead(name: "bench", source: "test:\(width)x\(height)@30",
+                                                                        run: "2026-12-04T00:00:00.000000Z"),
                                   folder: Array((directory + "/bench/").utf8), name: "bench")
         let producersDone = OnceFlag()
         producersDone.set()  // the writer's run() returns once the ring is empty
         writer = try FrameWriter(index: 0, cameras: [camera], ring: ring, framesReady: framesReady, spaceReady: spaceReady,
-                                 producersDone: producersDone, quality: quality, fsync: false,
+                                 producersDone: producersDone, fsync: false,
                                  gps: WriterGPS(maxAgeNs: 5_000_000_000, source: GPSSourceJSON("none")),
                                  ledger: StoreLedger(cameras: 1, maxBytes: nil),
                                  temporarySuffix: RecordingLayout.temporarySuffix(runToken: 0), logger: Logger(label: "ringcap-bench"))
@@ -113,7 +116,7 @@ public final class FramePathRun {
     /// Makes the capture loop for the next `run`.
     public func prepare(frames: Int = 1) {
         capture = benchCapture(width: width, height: height, frames: frames, whenFull: .wait, pool: pool,
-                               counters: counters, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
+                               channel: channel, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
     }
 
     /// Captures the prepared frames, then writes them, on the calling thread.
@@ -139,7 +142,7 @@ public final class SidecarSample {
 
     public init() {
         var head = ByteSink(capacity: 256)
-        head.append("{\"camera\":\"bow\",\"source\":\"rtsp://192.168.1.20:554/stream1\",")
+        head.append("{\"camera\":\"bow\",\"source\":\"rtsp://192.168.1.20:554/stream1\",\"run\":\"2026-12-04T07:31:12.004500Z\",")
         self.head = Array(head.bytes)
         let now = Clock.wallNs()
         let fix = GPSFix(latitude: -22.9498453, longitude: -43.0984627, altitudeM: 3.5, speedMps: 2.572, trackDeg: 45,
@@ -162,10 +165,10 @@ public final class SidecarSample {
 /// One test-pattern camera's capture loop over `pool` and `ring`, as the probes run it on their
 /// own thread.
 private func benchCapture(width: Int, height: Int, frames: Int, whenFull: WhenFull, pool: FramePool,
-                          counters: CameraCounters, ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
+                          channel: CameraChannel, ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
                           spaceReady: Doorbell, logger: Logger) -> CaptureThread {
     let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
     let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: whenFull, frameLimit: frames)
-    return CaptureThread(settings: settings, counters: counters, pool: pool, allCounters: [counters],
+    return CaptureThread(settings: settings, channel: channel, pool: pool, allCounters: [channel.counters],
                          ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
 }

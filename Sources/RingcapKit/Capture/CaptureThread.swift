@@ -13,6 +13,8 @@ public struct CaptureSettings: Sendable {
     public var minIntervalNs: UInt64
     public var whenFull: WhenFull
     public var frameLimit: Int?
+    /// The seq of this run's first frame: one past the highest stored in the camera's folder.
+    public var firstSeq: UInt64 = 0
     public var timeouts = CaptureTimeouts()
     public var rtspTransport: RTSPTransport = .tcp
     /// Decoder threads for a stream or file (0: FFmpeg's own count): the camera's share of the
@@ -35,13 +37,17 @@ public struct CaptureSettings: Sendable {
 /// `requestStop` and the counters are the only things other threads touch.
 public final class CaptureThread: @unchecked Sendable {
     public let settings: CaptureSettings
-    public let counters: CameraCounters
+    /// Counters, recording on/off and taps, shared with the writers and the engine.
+    let channel: CameraChannel
+    public var counters: CameraCounters { channel.counters }
     let pool: FramePool
     private let allCounters: [CameraCounters]
     private let ring: DropOldestRing<FrameToken>
     private let framesReady: Doorbell     // rung after each push: writers sleep on it
     private let spaceReady: Doorbell      // writers ring it after each pop: `wait` mode sleeps on it
     private let gps: GPSSnapshot?
+    /// Rung when the camera finished: the engine's supervisor looks at once.
+    private let finished: MonotonicSemaphore?
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let wake = MonotonicSemaphore()  // interrupts backoff sleeps on stop
@@ -69,11 +75,13 @@ public final class CaptureThread: @unchecked Sendable {
     private var stallNs: UInt64 = 0
     private var lastFrameNs: UInt64 = 0
 
-    init(settings: CaptureSettings, counters: CameraCounters, pool: FramePool,
+    init(settings: CaptureSettings, channel: CameraChannel, pool: FramePool,
          allCounters: [CameraCounters], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
-         spaceReady: Doorbell, gps: GPSSnapshot?, logger: Logger) {
+         spaceReady: Doorbell, gps: GPSSnapshot?, finished: MonotonicSemaphore? = nil, logger: Logger) {
         self.settings = settings
-        self.counters = counters
+        self.channel = channel
+        self.finished = finished
+        seq = settings.firstSeq
         self.pool = pool
         self.allCounters = allCounters
         self.ring = ring
@@ -106,6 +114,9 @@ public final class CaptureThread: @unchecked Sendable {
     }
 
     private var stopping: Bool { stopRequested.load(ordering: .relaxed) }
+
+    /// Frames captured in this run (seq goes on from earlier runs).
+    private var framesThisRun: UInt64 { seq &- settings.firstSeq }
 
     private func setState(_ state: CameraState) { counters.state.store(state.rawValue, ordering: .relaxed) }
 
@@ -162,13 +173,13 @@ public final class CaptureThread: @unchecked Sendable {
             case .stopped:
                 break
             case .failed(let reason) where isFile:
-                logger.error("the file failed after frame \(seq): \(reason); recorded what decoded")
+                logger.error("the file failed after \(framesThisRun) frames: \(reason); recorded what decoded")
                 fallthrough
             case .finished:
                 reportEndOfFile()
                 counters.finished.store(true, ordering: .relaxed)
                 setState(.finished)
-                rc_recorder_wake()  // the recording may be over: no need to wait for the next tick
+                finished?.signal()  // the recording may be over: no need to wait for the next tick
                 return
             case .failed(let reason):
                 logger.warning("camera failed: \(reason); reconnecting")
@@ -183,7 +194,7 @@ public final class CaptureThread: @unchecked Sendable {
         if downSinceNs != 0 { counters.downNs.add(Clock.monotonicNs() - downSinceNs, ordering: .relaxed) }
         if !everOpened || counters.finished.load(ordering: .relaxed) {
             counters.finished.store(true, ordering: .relaxed)
-            rc_recorder_wake()
+            finished?.signal()
         }
         setState(.stopped)
     }
@@ -193,11 +204,12 @@ public final class CaptureThread: @unchecked Sendable {
     private func reportEndOfFile() {
         guard isFile else { return }
         let announced = counters.announcedFrames.load(ordering: .relaxed)
-        let limitReached = settings.frameLimit.map { seq >= UInt64($0) } ?? false
-        if announced > 0 && seq < UInt64(announced) && !limitReached {
-            logger.warning("the file ended after \(seq) of the \(announced) frames it announces: the rest did not decode (damaged or truncated)")
+        let frames = framesThisRun
+        let limitReached = settings.frameLimit.map { frames >= UInt64($0) } ?? false
+        if announced > 0 && frames < UInt64(announced) && !limitReached {
+            logger.warning("the file ended after \(frames) of the \(announced) frames it announces: the rest did not decode (damaged or truncated)")
         } else {
-            logger.info("the file ended after \(seq) frames")
+            logger.info("the file ended after \(frames) frames")
         }
     }
 
@@ -279,7 +291,7 @@ public final class CaptureThread: @unchecked Sendable {
     private func stream() -> StreamOutcome {
         let isFile = self.isFile
         while !stopping {
-            if let limit = settings.frameLimit, seq >= UInt64(limit) { return .finished }
+            if let limit = settings.frameLimit, framesThisRun >= UInt64(limit) { return .finished }
             // Pace: test patterns at their rate, other sources at the --fps cap.
             if settings.minIntervalNs > 0 {
                 let now = Clock.monotonicNs()
@@ -331,6 +343,15 @@ public final class CaptureThread: @unchecked Sendable {
                 }
                 lastFrameNs = monotonic
             }
+            channel.counters.lastFrameWallNs.store(wall, ordering: .relaxed)
+            // Recording off and nobody watching: counted, not even retrieved.
+            let store = channel.recording.load(ordering: .relaxed)
+            if !store && !channel.watched {
+                counters.captured.add(1, ordering: .relaxed)
+                counters.paused.add(1, ordering: .relaxed)
+                seq += 1
+                continue
+            }
             let fix = gps?.read()
             guard let slot = pool.acquire() else {
                 // Cannot happen with the pool sized for ring + writers + capture; if it does, the
@@ -340,7 +361,7 @@ public final class CaptureThread: @unchecked Sendable {
                 seq += 1
                 continue
             }
-            switch fill(slot: slot, monotonic: monotonic, wall: wall, fix: fix) {
+            switch fill(slot: slot, monotonic: monotonic, wall: wall, fix: fix, store: store) {
             case .filled:
                 counters.captured.add(1, ordering: .relaxed)
                 seq += 1
@@ -409,7 +430,7 @@ public final class CaptureThread: @unchecked Sendable {
 
     /// Retrieves or renders the frame into the slot and writes its metadata.
     @inline(__always)
-    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?) -> FillResult {
+    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?, store: Bool) -> FillResult {
         var width: Int, height: Int
         var jpegBytes = 0
         var isI420 = true
@@ -473,7 +494,7 @@ public final class CaptureThread: @unchecked Sendable {
             seq: seq, wallNs: wall, monotonicNs: monotonic, width: Int32(width), height: Int32(height),
             stride: Int32(width * 3), ringDepth: Int32(depth),
             droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)), jpegBytes: Int32(jpegBytes), isI420: isI420,
-            hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
+            store: store, hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
         return .filled
     }
 

@@ -51,6 +51,8 @@ public struct FrameMeta: BitwiseCopyable {
     /// The buffer holds the frame in I420 (`rc_i420_layout`: test patterns, streams, files);
     /// false: packed BGR, `stride` bytes a row (webcams through OpenCV).
     public var isI420 = false
+    /// Stored (true), or only shown to the taps: the camera's recording was off at capture.
+    public var store = true
     public var hasFix = false
     public var fix = GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)
 }

@@ -16,9 +16,16 @@ public struct RecordConfig: Sendable {
     /// `--passthrough`: store a camera's own JPEGs as they came when nothing needs their pixels.
     public var passthrough: PassthroughMode = .auto
 
-    /// Whether MJPEG cameras' frames are stored as they came: `--passthrough auto`, no `--size`
-    /// (that needs pixels) and no `--quality` given.
-    public var passesJPEGThrough: Bool { passthrough == .auto && size == nil && !qualityGiven }
+    /// Whether a camera that sends JPEG has its frames stored as they came: `--passthrough auto`,
+    /// no size (that needs pixels) and no quality given, for the recording or the camera.
+    public func passesJPEGThrough(_ camera: CameraSpec) -> Bool {
+        passthrough == .auto && size(for: camera) == nil && !qualityGiven && camera.quality == nil
+    }
+
+    /// A camera's own setting, else the recording's.
+    public func fps(for camera: CameraSpec) -> Double? { camera.fps ?? fpsCap }
+    public func size(for camera: CameraSpec) -> FrameSize? { camera.size ?? size }
+    public func quality(for camera: CameraSpec) -> Int { camera.quality ?? quality }
     public var writers: Int
     /// Requested ring capacity; nil: about two seconds of frames for all cameras.
     public var ringCapacity: Int?
@@ -64,7 +71,7 @@ public struct RecordConfig: Sendable {
     /// source's announced rate, else 30 frames/s.
     public func expectedFPS(of camera: CameraSpec) -> Double {
         let nominal = camera.source.nominalFPS ?? 30
-        if let fpsCap { return min(fpsCap, nominal) }
+        if let cap = fps(for: camera) { return min(cap, nominal) }
         return nominal
     }
 
@@ -78,7 +85,7 @@ public struct RecordConfig: Sendable {
     /// A camera's frame size when it is known before its first frame: a test pattern's, or
     /// `--size` (every other source is scaled to it; a webcam is asked for it).
     public func knownFrameSize(of camera: CameraSpec) -> FrameSize? {
-        if let size { return size }
+        if let size = size(for: camera) { return size }
         if case .testPattern(let w, let h, _) = camera.source { return FrameSize(width: w, height: h) }
         return nil
     }
@@ -90,7 +97,7 @@ public struct RecordConfig: Sendable {
     }
 
     public func whenFull(for camera: CameraSpec) -> WhenFull {
-        whenFull ?? (camera.source.isLive ? .dropOldest : .wait)
+        camera.whenFull ?? whenFull ?? (camera.source.isLive ? .dropOldest : .wait)
     }
 
     /// Checks what can be checked before starting: values in range, names unique, files present,

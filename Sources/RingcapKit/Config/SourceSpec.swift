@@ -70,6 +70,14 @@ public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
         return .testPattern(width: size.width, height: size.height, fps: fps)
     }
 
+    /// Read through ringcap's FFmpeg layer (streams and files), with decoder threads of its own.
+    public var decodesThroughFFmpeg: Bool {
+        switch self {
+        case .stream, .file: return true
+        case .device, .testPattern: return false
+        }
+    }
+
     public var isLive: Bool {
         if case .file = self { return false }
         return true
@@ -121,10 +129,19 @@ public struct FrameSize: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(width)x\(height)" }
 }
 
-/// One `--camera [NAME=]SOURCE`.
+/// One camera: `--camera [NAME=]SOURCE`, or an entry of the config file's `cameras` with
+/// settings of its own. A setting left nil takes the recording's (`RecordConfig`).
 public struct CameraSpec: Equatable, Sendable {
     public var name: String
     public var source: SourceSpec
+    /// Per-camera overrides of `fps`, `size`, `quality` and `when_full` (config file only).
+    public var fps: Double?
+    public var size: FrameSize?
+    public var quality: Int?
+    public var whenFull: WhenFull?
+    /// Whether its frames are stored from the start (`recording: false`: captured and counted
+    /// `paused` until switched on through `CameraControl`).
+    public var recording = true
 
     /// Parses `[NAME=]SOURCE`. Text before the first `=` is a name unless it contains `://`
     /// (then the `=` belongs to a URL's query). Unnamed cameras get `cam<index>`.

@@ -8,22 +8,29 @@ import Synchronization
 /// What a writer needs to know of each camera, fixed at start.
 struct WriterCamera {
     let pool: FramePool
-    let counters: CameraCounters
-    /// `{"camera":"NAME","source":"SOURCE",` as bytes: the sidecar's constant head.
+    /// Counters, recording on/off and the taps.
+    let channel: CameraChannel
+    var counters: CameraCounters { channel.counters }
+    /// JPEG quality of the frames ringcap encodes.
+    let quality: Int
+    /// `{"camera":"NAME","source":"SOURCE","run":"TIME",` as bytes: the sidecar's constant head.
     let sidecarHead: [UInt8]
     /// `OUT/NAME/` as bytes.
     let folder: [UInt8]
     /// The JPEGs' EXIF Model: the camera's name.
     let name: String
 
-    /// The sidecar's head, `{"camera":NAME,"source":SOURCE,`, escaped and sized from what goes in
-    /// (a source URL can be thousands of characters long: a fixed buffer would cut it).
-    static func sidecarHead(name: String, source: String) -> [UInt8] {
-        var head = ByteSink(capacity: 32 + 6 * (name.utf8.count + source.utf8.count))
+    /// The sidecar's head, `{"camera":NAME,"source":SOURCE,"run":RUN,`, escaped and sized from
+    /// what goes in (a source URL can be thousands of characters long: a fixed buffer would cut
+    /// it). `run` is the recording's start, the same for every frame of one start.
+    static func sidecarHead(name: String, source: String, run: String) -> [UInt8] {
+        var head = ByteSink(capacity: 48 + 6 * (name.utf8.count + source.utf8.count + run.utf8.count))
         head.append("{\"camera\":")
         head.append(jsonString: name)
         head.append(",\"source\":")
         head.append(jsonString: source)
+        head.append(",\"run\":")
+        head.append(jsonString: run)
         head.append(",")
         precondition(!head.overflowed, "the sidecar head is sized for the worst case of escaping")
         return Array(head.bytes)
@@ -52,11 +59,12 @@ final class FrameWriter: @unchecked Sendable {
     private let framesReady: Doorbell
     private let spaceReady: Doorbell
     private let producersDone: OnceFlag
-    private let quality: Int
     private let fsync: Bool
     private let gps: WriterGPS
     /// Bytes stored and minute folders made, for retention; ENOSPC rings it.
     private let ledger: StoreLedger
+    /// "Frame stored" events, for an indexer (nothing is queued while nobody subscribed).
+    private let events: FrameEvents?
     private let logger: Logger
     /// This run's temporary suffix (`RecordingLayout.temporarySuffix(runToken:)`), as bytes.
     private let temporarySuffix: [UInt8]
@@ -88,18 +96,18 @@ final class FrameWriter: @unchecked Sendable {
     private let exif: UnsafeMutablePointer<EXIFSegment>
 
     init(index: Int, cameras: [WriterCamera], ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
-         spaceReady: Doorbell, producersDone: OnceFlag, quality: Int, fsync: Bool, gps: WriterGPS,
-         ledger: StoreLedger, temporarySuffix: String, logger: Logger) throws(CaptureError) {
+         spaceReady: Doorbell, producersDone: OnceFlag, fsync: Bool, gps: WriterGPS,
+         ledger: StoreLedger, events: FrameEvents? = nil, temporarySuffix: String, logger: Logger) throws(CaptureError) {
         self.index = index
         self.cameras = cameras
         self.ring = ring
         self.framesReady = framesReady
         self.spaceReady = spaceReady
         self.producersDone = producersDone
-        self.quality = quality
         self.fsync = fsync
         self.gps = gps
         self.ledger = ledger
+        self.events = events
         self.temporarySuffix = Array(temporarySuffix.utf8)
         let longestHead = cameras.map(\.sidecarHead.count).max() ?? 0
         sidecar = ByteSink(capacity: longestHead + gps.source.bytes.count + 2048)
@@ -155,19 +163,26 @@ final class FrameWriter: @unchecked Sendable {
             inFlightCamera.store(Int(token.camera), ordering: .relaxed)
             // Releasing: the recorder's acquiring claim that sees 1 sees this frame's camera.
             inFlight.store(1, ordering: .releasing)
-            let stored = write(token)
+            let outcome = write(token)
             // Counted here, once: unless the recorder gave up waiting for this frame at the drain
             // deadline and claimed it (1 -> 2), counting it failed itself.
             if inFlight.compareExchange(expected: 1, desired: 0, ordering: .relaxed).exchanged {
                 let counters = cameras[Int(token.camera)].counters
-                if stored { counters.written.add(1, ordering: .relaxed) } else { counters.failed.add(1, ordering: .relaxed) }
+                switch outcome {
+                case .written: counters.written.add(1, ordering: .relaxed)
+                case .failed: counters.failed.add(1, ordering: .relaxed)
+                case .paused: counters.paused.add(1, ordering: .relaxed)
+                }
             }
         }
     }
 
-    /// Stores one frame. Returns whether it was stored; the caller counts it.
+    enum Outcome { case written, failed, paused }
+
+    /// Stores one frame (or, for a camera whose recording is off, only offers it to the taps).
+    /// Returns what became of it; the caller counts it.
     @inline(__always)
-    private func write(_ token: FrameToken) -> Bool {
+    private func write(_ token: FrameToken) -> Outcome {
         let camera = cameras[Int(token.camera)]
         let slot = token.slot
         let meta = camera.pool.meta[Int(slot)]
@@ -182,7 +197,7 @@ final class FrameWriter: @unchecked Sendable {
             guard posix_memalign(&raw, 64, needed) == 0, let grown = raw else {
                 camera.pool.release(slot)
                 fail(camera, errno: ENOMEM, what: "no memory for the JPEG of a \(width)x\(height) frame")
-                return false
+                return .failed
             }
             free(jpeg)
             jpeg = grown
@@ -191,7 +206,14 @@ final class FrameWriter: @unchecked Sendable {
         guard let pixels = camera.pool.pixels(slot) else {
             camera.pool.release(slot)
             fail(camera, errno: -1, what: "frame without pixels")
-            return false
+            return .failed
+        }
+        // Analytics get their shrunk grey copy while the pixels are still here.
+        camera.channel.pixels.offer(meta: meta, pixels: pixels)
+        // Recording off: nothing is stored; encoded only when a viewer watches.
+        if !meta.store && !camera.channel.latest.hasClients {
+            camera.pool.release(slot)
+            return .paused
         }
         let encoded: Result<Int, CaptureError>
         if passthrough {
@@ -200,87 +222,94 @@ final class FrameWriter: @unchecked Sendable {
                                               jpeg.assumingMemoryBound(to: UInt8.self), jpegCapacity)
             encoded = n > 0 ? .success(n) : .failure(CaptureError(source: "jpeg", reason: "the camera's JPEG headers are broken"))
         } else if meta.isI420 {
-            encoded = encoder.encodeI420(pixels, width: width, height: height, quality: quality, into: jpeg, capacity: jpegCapacity)
+            encoded = encoder.encodeI420(pixels, width: width, height: height, quality: camera.quality, into: jpeg, capacity: jpegCapacity)
         } else {
             encoded = encoder.encode(pixels, width: width, height: height, stride: Int(meta.stride),
-                                     quality: quality, into: jpeg, capacity: jpegCapacity)
+                                     quality: camera.quality, into: jpeg, capacity: jpegCapacity)
         }
         camera.pool.release(slot)
         guard case .success(let jpegBytes) = encoded else {
             if case .failure(let error) = encoded { fail(camera, errno: -2, what: "JPEG encode: \(error.reason)") }
-            return false
+            return meta.store ? .failed : .paused
+        }
+        let fix: GPSFix? = meta.hasFix ? meta.fix : nil
+        let app1 = exif[Int(token.camera)].build(wallTimeNs: meta.wallNs, fix: fix)
+        let shown = LatestJPEG.Frame(seq: meta.seq, wallNs: meta.wallNs, width: meta.width, height: meta.height, bytes: 0)
+        if !meta.store {
+            setJPEGParts(jpegBytes: jpegBytes, app1: app1)
+            camera.channel.latest.offer(iov, count: 3, frame: shown)
+            return .paused
         }
 
         // OUT/NAME/YYYY/MM/DD/HH/MM/HHMMSS.ffffff_SEQ
         let fields = UTCFields(unixNs: meta.wallNs)
         path.reset()
         camera.folder.withUnsafeBufferPointer { path.append(bytes: $0) }
-        path.append(int: fields.year, width: 4); path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.month, width: 2); path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.day, width: 2); path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.hour, width: 2); path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.minute, width: 2)
+        RecordingLayout.appendMinuteFolder(fields, to: &path)
         let folderLength = path.count
-        let minute = meta.wallNs >= 0 ? meta.wallNs / 60_000_000_000 : (meta.wallNs - 59_999_999_999) / 60_000_000_000
+        let minute = RecordingLayout.unixMinute(wallNs: meta.wallNs)
         if lastMinute[Int(token.camera)] != minute {
-            guard makeFolders(upTo: folderLength, camera: camera) else { return false }
+            guard makeFolders(upTo: folderLength, camera: camera) else { return .failed }
             lastMinute[Int(token.camera)] = minute
             ledger.noteMinute(minute, camera: Int(token.camera))
         }
         path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.hour, width: 2)
-        path.append(int: fields.minute, width: 2)
-        path.append(int: fields.second, width: 2)
-        path.append(byte: UInt8(ascii: "."))
-        path.append(int: fields.microsecond, width: 6)
-        path.append(byte: UInt8(ascii: "_"))
-        path.append(int: Int64(bitPattern: meta.seq))
+        RecordingLayout.appendStem(fields, seq: meta.seq, to: &path)
         let stemLength = path.count
 
         // The JPEG: the encoder's SOI, the EXIF APP1 (time, camera, position), then the rest of
         // the encoder's output. writev puts them together without copying.
-        let fix: GPSFix? = meta.hasFix ? meta.fix : nil
-        let app1 = exif[Int(token.camera)].build(wallTimeNs: meta.wallNs, fix: fix)
         let fileBytes = jpegBytes + app1.count
-        path.append(".jpg")
+        path.append(RecordingLayout.imageExtension)
         setJPEGParts(jpegBytes: jpegBytes, app1: app1)
         var error = storeFile(parts: 3, folderLength: folderLength)
         if error == ENOENT {
             // The minute folder went away under us (deleted by hand or by retention): once more.
             lastMinute[Int(token.camera)] = Int64.min
             path.truncate(to: folderLength)
-            guard makeFolders(upTo: folderLength, camera: camera) else { return false }
+            guard makeFolders(upTo: folderLength, camera: camera) else { return .failed }
             lastMinute[Int(token.camera)] = minute
             path.truncate(to: folderLength)
-            rebuildName(fields: fields, seq: meta.seq)
-            path.append(".jpg")
+            path.append(byte: UInt8(ascii: "/"))
+            RecordingLayout.appendStem(fields, seq: meta.seq, to: &path)
+            path.append(RecordingLayout.imageExtension)
             setJPEGParts(jpegBytes: jpegBytes, app1: app1)
             error = storeFile(parts: 3, folderLength: folderLength)
         }
         guard error == 0 else {
             fail(camera, errno: error, what: error == EEXIST ? "not replacing the stored frame" : "writing JPEG")
-            return false
+            return .failed
+        }
+        // The viewers' copy, while the parts are at hand (storeFile only advances a copy of a
+        // part it wrote in pieces, and only in a short write; set them again).
+        if camera.channel.latest.hasClients {
+            setJPEGParts(jpegBytes: jpegBytes, app1: app1)
+            camera.channel.latest.offer(iov, count: 3, frame: shown)
         }
 
         // The sidecar, after its JPEG: a reader that sees the .json finds the .jpg.
-        formatSidecar(into: &sidecar, head: camera.sidecarHead, meta: meta, quality: passthrough ? nil : quality, fileBytes: fileBytes,
+        formatSidecar(into: &sidecar, head: camera.sidecarHead, meta: meta, quality: passthrough ? nil : camera.quality, fileBytes: fileBytes,
                       fix: fix, gps: gps)
         path.truncate(to: stemLength)
-        path.append(".json")
+        path.append(RecordingLayout.sidecarExtension)
         iov[0] = iovec(iov_base: UnsafeMutableRawPointer(sidecar.base), iov_len: sidecar.count)
         error = sidecar.overflowed ? EOVERFLOW : storeFile(parts: 1, folderLength: folderLength)
         guard error == 0 else {
             // The JPEG without its record is not a frame: take it back.
             path.truncate(to: stemLength)
-            path.append(".jpg")
+            path.append(RecordingLayout.imageExtension)
             if path.terminate() { unlink(UnsafeRawPointer(path.base).assumingMemoryBound(to: CChar.self)) }
             fail(camera, errno: error, what: error == EEXIST ? "not replacing the stored sidecar" : "writing sidecar")
-            return false
+            return .failed
         }
         let latencyNs = Clock.monotonicNs() &- meta.monotonicNs
         _ = latencyUs[Int(token.camera)].record(latencyNs / 1000)
+        camera.counters.noteLatency(us: latencyNs / 1000)
         ledger.stored(fileBytes + sidecar.count)
-        return true
+        events?.publish(FrameEvent(kind: .stored, camera: token.camera, seq: meta.seq, wallNs: meta.wallNs,
+                                   bytes: Int64(fileBytes + sidecar.count), width: meta.width, height: meta.height,
+                                   hasFix: meta.hasFix, fix: meta.fix))
+        return .written
     }
 
     /// iov[0...2]: SOI, APP1, the encoded JPEG after its SOI (TurboJPEG always starts with one).
@@ -289,17 +318,6 @@ final class FrameWriter: @unchecked Sendable {
         iov[0] = iovec(iov_base: jpeg, iov_len: 2)
         iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: app1.baseAddress), iov_len: app1.count)
         iov[2] = iovec(iov_base: jpeg + 2, iov_len: jpegBytes - 2)
-    }
-
-    private func rebuildName(fields: UTCFields, seq: UInt64) {
-        path.append(byte: UInt8(ascii: "/"))
-        path.append(int: fields.hour, width: 2)
-        path.append(int: fields.minute, width: 2)
-        path.append(int: fields.second, width: 2)
-        path.append(byte: UInt8(ascii: "."))
-        path.append(int: fields.microsecond, width: 6)
-        path.append(byte: UInt8(ascii: "_"))
-        path.append(int: Int64(bitPattern: seq))
     }
 
     /// Writes `iov[0..<parts]` to `path` + this run's temporary suffix, optionally fsyncs, and

@@ -66,7 +66,7 @@ final class TreeFolder {
     func numberedFolders(width: Int, in range: ClosedRange<Int>) -> [(name: String, value: Int)] {
         entries().compactMap { entry in
             guard entry.kind == .folder else { return nil }
-            return RecordingNames.number(entry.name, width: width, in: range).map { (entry.name, $0) }
+            return RecordingLayout.number(entry.name, width: width, in: range).map { (entry.name, $0) }
         }.sorted { $0.value < $1.value }
     }
 
@@ -120,7 +120,7 @@ enum RecordingTree {
                             for mi in hf.numberedFolders(width: 2, in: 0...59) {
                                 if shouldStop() { return false }
                                 guard let mf = hf.folder(mi.name) else { continue }
-                                let minute = RecordingNames.unixMinute(year: y.value, month: mo.value, day: d.value,
+                                let minute = RecordingLayout.unixMinute(year: y.value, month: mo.value, day: d.value,
                                                                        hour: h.value, minute: mi.value)
                                 if !body(camera, minute, mf) { return false }
                             }
@@ -137,9 +137,7 @@ enum RecordingTree {
     /// link. `names[i]` is the name of `folders[i]` inside `folders[i - 1]` (the first inside OUT).
     static func openMinute(out: String, camera: String, minute: Int64) -> (folders: [TreeFolder], names: [String])? {
         guard let root = TreeFolder.open(root: out) else { return nil }
-        let f = UTCFields(unixNs: minute &* 60_000_000_000)
-        let names = [camera, String(format: "%04d", f.year), String(format: "%02d", f.month),
-                     String(format: "%02d", f.day), String(format: "%02d", f.hour), String(format: "%02d", f.minute)]
+        let names = RecordingLayout.minuteFolderPath(camera: camera, minute: minute).split(separator: "/").map(String.init)
         var folders: [TreeFolder] = []
         var parent = root
         for name in names {

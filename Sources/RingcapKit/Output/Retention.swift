@@ -81,79 +81,6 @@ public struct RetentionTotals: Codable, Sendable, Equatable {
     }
 }
 
-/// One minute folder `OUT/<camera>/YYYY/MM/DD/HH/MM`, ordered oldest first (then by camera).
-/// A plain value.
-struct MinuteFolder: Hashable, Comparable {
-    /// Unix minutes (UTC) of the folder's name.
-    var minute: Int64
-    var camera: String
-
-    static func < (a: MinuteFolder, b: MinuteFolder) -> Bool {
-        a.minute != b.minute ? a.minute < b.minute : a.camera < b.camera
-    }
-
-    /// `CAMERA/YYYY/MM/DD/HH/MM`, relative to `--out`.
-    var relativePath: String {
-        let f = UTCFields(unixNs: minute &* 60_000_000_000)
-        return camera + "/" + String(format: "%04d/%02d/%02d/%02d/%02d", f.year, f.month, f.day, f.hour, f.minute)
-    }
-}
-
-/// Names ringcap gives its files: only these are ever deleted. Stateless functions.
-enum RecordingNames {
-    /// A frame file `HHMMSS.ffffff_SEQ.jpg` or `.json` in the folder of minute `hour:minute`.
-    /// Returns the stem, the microseconds into the minute, the seq, and whether it is the sidecar.
-    static func frameFile(_ name: String, hour: Int, minute: Int) -> (stem: Substring, microsInMinute: Int64, seq: UInt64, isJSON: Bool)? {
-        let isJSON: Bool
-        let stemEnd: String.Index
-        if name.hasSuffix(".json") { isJSON = true; stemEnd = name.index(name.endIndex, offsetBy: -5) }
-        else if name.hasSuffix(".jpg") { isJSON = false; stemEnd = name.index(name.endIndex, offsetBy: -4) }
-        else { return nil }
-        let stem = name[..<stemEnd]
-        let u = Array(stem.utf8)
-        // HHMMSS . ffffff _ SEQ
-        guard u.count >= 15, u.count <= 34, u[6] == UInt8(ascii: "."), u[13] == UInt8(ascii: "_") else { return nil }
-        func digits(_ range: Range<Int>) -> Int64? {
-            var v: Int64 = 0
-            for i in range {
-                guard u[i] >= 0x30 && u[i] <= 0x39 else { return nil }
-                v = v * 10 + Int64(u[i] - 0x30)
-            }
-            return v
-        }
-        guard let hh = digits(0..<2), let mm = digits(2..<4), let ss = digits(4..<6), let us = digits(7..<13),
-              hh == hour, mm == minute, ss < 60 else { return nil }
-        var seq: UInt64 = 0
-        for i in 14..<u.count {
-            guard u[i] >= 0x30 && u[i] <= 0x39 else { return nil }
-            let (m, o1) = seq.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(UInt64(u[i] - 0x30))
-            guard !o1 && !o2 else { return nil }
-            seq = s
-        }
-        return (stem, ss * 1_000_000 + us, seq, isJSON)
-    }
-
-    /// A folder name of exactly `width` digits whose value is in `range`.
-    static func number(_ name: String, width: Int, in range: ClosedRange<Int>) -> Int? {
-        guard name.utf8.count == width, name.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              let v = Int(name), range.contains(v) else { return nil }
-        return v
-    }
-
-    /// Unix minutes of a UTC civil time (Howard Hinnant's days_from_civil).
-    static func unixMinute(year: Int, month: Int, day: Int, hour: Int, minute: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return (days * 24 + Int64(hour)) * 60 + Int64(minute)
-    }
-}
-
 /// The retention thread (`rc-ret`): keeps `--keep-free` free on the output's file system and
 /// what ringcap keeps under `--out` within `--max-size`, deleting the oldest recordings first:
 /// whole minute folders, oldest minute first across all cameras, then single frames (sidecar
@@ -203,7 +130,11 @@ final class RetentionThread: @unchecked Sendable {
     private var bytesSinceLog: Int64 = 0
     private var lastFrameLogNs: UInt64 = 0
 
-    init(out: String, cameraNames: [String], keepFree: FreeSpaceGoal, ledger: StoreLedger, logger: Logger) {
+    /// "Files deleted" events for an indexer; nil: none.
+    private let events: FrameEvents?
+
+    init(out: String, cameraNames: [String], keepFree: FreeSpaceGoal, ledger: StoreLedger, events: FrameEvents? = nil, logger: Logger) {
+        self.events = events
         self.out = out.hasSuffix("/") ? String(out.dropLast()) : out
         self.cameraNames = cameraNames
         self.keepFree = keepFree
@@ -281,7 +212,7 @@ final class RetentionThread: @unchecked Sendable {
             if countBytes {
                 let f = UTCFields(unixNs: minute &* 60_000_000_000)
                 for entry in folder.entries() where entry.kind == .file
-                    && RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) != nil {
+                    && RecordingLayout.frameName(entry.name, hour: Int(f.hour), minute: Int(f.minute)) != nil {
                     bytes += folder.fileSize(entry.name) ?? 0
                 }
             }
@@ -433,7 +364,7 @@ final class RetentionThread: @unchecked Sendable {
             let f = UTCFields(unixNs: folder.minute &* 60_000_000_000)
             var byStem: [Substring: Int] = [:]
             for entry in directory.entries() where entry.kind == .file {
-                guard let parsed = RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
+                guard let parsed = RecordingLayout.frameName(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
                 let k: Int
                 if let existing = byStem[parsed.stem] { k = existing } else {
                     k = frames.count
@@ -442,7 +373,7 @@ final class RetentionThread: @unchecked Sendable {
                                              timeNs: folder.minute &* 60_000_000_000 &+ parsed.microsInMinute &* 1000,
                                              seq: parsed.seq))
                 }
-                if parsed.isJSON { frames[k].hasJSON = true } else { frames[k].hasJPG = true }
+                if parsed.isSidecar { frames[k].hasJSON = true } else { frames[k].hasJPG = true }
             }
         }
         frames.sort { $0.timeNs != $1.timeNs ? $0.timeNs < $1.timeNs : $0.seq < $1.seq }
@@ -458,9 +389,14 @@ final class RetentionThread: @unchecked Sendable {
             guard shortfall() != nil else { break }
             // The sidecar first: a reader that sees a .json must find its .jpg.
             var bytes: Int64 = 0
-            if frame.hasJSON { bytes += max(0, remove(frame.stem + ".json", in: frame.folder)) }
-            if frame.hasJPG { bytes += max(0, remove(frame.stem + ".jpg", in: frame.folder)) }
+            if frame.hasJSON { bytes += max(0, remove(frame.stem + RecordingLayout.sidecarExtension.description, in: frame.folder)) }
+            if frame.hasJPG { bytes += max(0, remove(frame.stem + RecordingLayout.imageExtension.description, in: frame.folder)) }
             deleted += 1
+            if let events, events.isSubscribed {
+                events.publish(FrameEvent(kind: .frameDeleted, camera: events.cameraID(for: frame.camera), seq: frame.seq,
+                                          wallNs: frame.timeNs, bytes: bytes, width: 0, height: 0, hasFix: false,
+                                          fix: GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)))
+            }
             framesSinceLog += 1
             bytesSinceLog += bytes
         }
@@ -480,8 +416,8 @@ final class RetentionThread: @unchecked Sendable {
         let f = UTCFields(unixNs: folder.minute &* 60_000_000_000)
         var jsons: [String] = [], jpgs: [String] = []
         for entry in directory.entries() where entry.kind == .file {
-            guard let parsed = RecordingNames.frameFile(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
-            if parsed.isJSON { jsons.append(entry.name) } else { jpgs.append(entry.name) }
+            guard let parsed = RecordingLayout.frameName(entry.name, hour: Int(f.hour), minute: Int(f.minute)) else { continue }
+            if parsed.isSidecar { jsons.append(entry.name) } else { jpgs.append(entry.name) }
         }
         var files = 0
         var bytes: Int64 = 0
@@ -499,6 +435,11 @@ final class RetentionThread: @unchecked Sendable {
             for level in stride(from: 4, through: 1, by: -1) {
                 if !opened.folders[level - 1].removeFolder(opened.names[level]) { break }
             }
+        }
+        if files > 0, let events, events.isSubscribed {
+            events.publish(FrameEvent(kind: .minuteDeleted, camera: events.cameraID(for: folder.camera), seq: 0,
+                                      wallNs: folder.minute &* 60_000_000_000, bytes: bytes, width: 0, height: 0, hasFix: false,
+                                      fix: GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0)))
         }
         if files > 0 || removedFolder {
             logger.notice("retention: deleted \(relative) (\(files) file(s), \(ByteSize.format(bytes))) \(describe(short))")

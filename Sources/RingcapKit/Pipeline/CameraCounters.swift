@@ -3,9 +3,9 @@ import Synchronization
 /// One camera's running totals. Thread-safe: atomics, relaxed (they are counters, read for
 /// progress and totals, never used to order other memory).
 ///
-/// Invariant once the pipeline has drained: `captured == written + dropped + failed`. While
-/// running, `captured` is counted first, so the right side never exceeds it.
-public final class CameraCounters: Sendable {
+/// Invariant once the pipeline has drained: `captured == written + dropped + failed + paused`.
+/// While running, `captured` is counted first, so the right side never exceeds it.
+public final class CameraCounters: @unchecked Sendable {
     /// Frames handed to the pipeline (stamped, given a seq).
     public let captured = Atomic<Int>(0)
     /// Frames whose JPEG and sidecar are in place.
@@ -14,6 +14,8 @@ public final class CameraCounters: Sendable {
     public let dropped = Atomic<Int>(0)
     /// Frames a writer could not store (encode or file-system error).
     public let failed = Atomic<Int>(0)
+    /// Frames not stored because the camera's recording was off (`CameraControl.setRecording`).
+    public let paused = Atomic<Int>(0)
     /// Times the camera was opened again after a failure.
     public let reconnects = Atomic<Int>(0)
     /// Nanoseconds spent without a working capture after the first open.
@@ -25,11 +27,46 @@ public final class CameraCounters: Sendable {
     /// Set once the source has ended (files) or the camera reached `--frames`.
     public let finished = Atomic<Bool>(false)
 
-    public init() {}
+    /// Wall-clock time of the newest captured frame (0: none yet).
+    public let lastFrameWallNs = Atomic<Int64>(0)
+    /// Grab-to-stored latency of the newest frames, µs, in a small window the writers fill round
+    /// robin (`recentLatencyNext` counts); read for `RecordingEngine.status()`.
+    let recentLatencyUs: UnsafeMutablePointer<Atomic<UInt32>>
+    let recentLatencyNext = Atomic<Int>(0)
+    static let recentLatencyCount = 256
 
-    public var snapshot: (captured: Int, written: Int, dropped: Int, failed: Int) {
-        (captured.load(ordering: .relaxed), written.load(ordering: .relaxed),
-         dropped.load(ordering: .relaxed), failed.load(ordering: .relaxed))
+    public init() {
+        recentLatencyUs = .allocate(capacity: Self.recentLatencyCount)
+        for i in 0..<Self.recentLatencyCount { (recentLatencyUs + i).initialize(to: Atomic<UInt32>(0)) }
+    }
+
+    deinit {
+        recentLatencyUs.deinitialize(count: Self.recentLatencyCount)
+        recentLatencyUs.deallocate()
+    }
+
+    /// Back to zero before a new run (while no pipeline thread runs).
+    func reset() {
+        captured.store(0, ordering: .relaxed); written.store(0, ordering: .relaxed)
+        dropped.store(0, ordering: .relaxed); failed.store(0, ordering: .relaxed)
+        paused.store(0, ordering: .relaxed); reconnects.store(0, ordering: .relaxed)
+        downNs.store(0, ordering: .relaxed); announcedFrames.store(0, ordering: .relaxed)
+        finished.store(false, ordering: .relaxed); lastFrameWallNs.store(0, ordering: .relaxed)
+        state.store(CameraState.connecting.rawValue, ordering: .relaxed)
+        recentLatencyNext.store(0, ordering: .relaxed)
+    }
+
+    /// A writer notes a stored frame's latency. Lock-free, no allocation.
+    @inline(__always)
+    func noteLatency(us: UInt64) {
+        let i = recentLatencyNext.wrappingAdd(1, ordering: .relaxed).oldValue & (Self.recentLatencyCount - 1)
+        recentLatencyUs[i].store(UInt32(min(us, UInt64(UInt32.max))), ordering: .relaxed)
+    }
+
+    /// The window's latencies, µs (at most `recentLatencyCount`, the newest).
+    func recentLatencies() -> [UInt32] {
+        let n = min(recentLatencyNext.load(ordering: .relaxed), Self.recentLatencyCount)
+        return (0..<n).map { recentLatencyUs[$0].load(ordering: .relaxed) }
     }
 }
 
