@@ -8,4 +8,4 @@ bash scripts/install-deps.sh --test
 swift build --build-tests
 swift test --skip-build
 # A separate build folder: the sanitizer build must not replace the normal one.
-RINGCAP_TSAN=1 swift test --scratch-path .build-tsan --sanitize=thread --filter RingBufferTests
+RINGCAP_TSAN=1 swift test --scratch-path .build-tsan --sanitize=thread --filter "RingBufferTests|TapTests"

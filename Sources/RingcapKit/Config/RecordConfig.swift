@@ -1,9 +1,12 @@
 import COpenCV
 import Foundation
+import Logging
 
-/// Everything `ringcap record` was asked to do, validated, with the defaults filled in.
-/// A plain value: built once on the main thread and handed to the `Recorder`.
-public struct RecordConfig: Sendable {
+/// Everything `ringcap record` was asked to do, validated, with the defaults filled in: every
+/// default is written here once, the config file (`ConfigFile`, through `Decodable`) and the
+/// flags (`set(_:to:)`) only override them. A plain value: built once on the main thread and
+/// handed to the `RecordingEngine`.
+public struct RecordConfig: Sendable, Equatable {
     public var cameras: [CameraSpec]
     public var outDirectory: String
     /// Cap on each camera's capture rate; nil: the source's own rate (files: as fast as the
@@ -53,6 +56,8 @@ public struct RecordConfig: Sendable {
     public var keepFree: FreeSpaceGoal = .standard
     /// Cap on the bytes of recordings kept under `outDirectory` (`--max-size`); nil: no cap.
     public var maxSizeBytes: UInt64?
+    /// `--log-level`.
+    public var logLevel: Logger.Level = .info
 
     /// The timeouts handed to each capture, in the shim's milliseconds.
     public var captureTimeouts: CaptureTimeouts {
@@ -60,7 +65,10 @@ public struct RecordConfig: Sendable {
                         readMs: Int32((readTimeoutSeconds * 1000).rounded()))
     }
 
-    public init(cameras: [CameraSpec], outDirectory: String = "captures",
+    /// The default `--out`.
+    public static let defaultOut = "captures"
+
+    public init(cameras: [CameraSpec], outDirectory: String = RecordConfig.defaultOut,
                 writers: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.cameras = cameras
         self.outDirectory = outDirectory
@@ -102,7 +110,7 @@ public struct RecordConfig: Sendable {
 
     /// Checks what can be checked before starting: values in range, names unique, files present,
     /// and the output folder creatable and writable (it is created here).
-    public func validate() throws(ConfigError) {
+    public func validate(prepareOutput prepare: Bool = true) throws(ConfigError) {
         guard !cameras.isEmpty else {
             throw .invalidValue(flag: "--camera", value: "", reason: "at least one camera is needed")
         }
@@ -114,6 +122,7 @@ public struct RecordConfig: Sendable {
                 throw .camerasDifferOnlyInCase(other, camera.name)
             }
             seen[camera.name.lowercased()] = camera.name
+            try validateOwnSettings(of: camera)
             if case .file(let path) = camera.source {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
@@ -125,13 +134,13 @@ public struct RecordConfig: Sendable {
             throw .invalidValue(flag: "--fps", value: Self.format(fpsCap), reason: "must be a number of frames/s from 0.001 to 1000")
         }
         guard (1...100).contains(quality) else {
-            throw .invalidValue(flag: "--quality", value: "\(quality)", reason: "must be 1...100")
+            throw .invalidValue(flag: "--quality", value: "\(quality)", reason: "must be 1-100")
         }
         guard (1...256).contains(writers) else {
-            throw .invalidValue(flag: "--writers", value: "\(writers)", reason: "must be 1...256")
+            throw .invalidValue(flag: "--writers", value: "\(writers)", reason: "must be 1-256")
         }
         if let ringCapacity, !(2...(1 << 20)).contains(ringCapacity) {
-            throw .invalidValue(flag: "--ring", value: "\(ringCapacity)", reason: "must be 2...1048576")
+            throw .invalidValue(flag: "--ring", value: "\(ringCapacity)", reason: "must be 2-1048576")
         }
         if let durationSeconds, !(durationSeconds.isFinite && durationSeconds > 0 && durationSeconds <= Self.maxDurationSeconds) {
             throw .invalidValue(flag: "--duration", value: Self.format(durationSeconds),
@@ -141,16 +150,16 @@ public struct RecordConfig: Sendable {
             throw .invalidValue(flag: "--frames", value: "\(framesPerCamera)", reason: "must be a positive number of frames")
         }
         guard gpsMaxAgeSeconds.isFinite && gpsMaxAgeSeconds > 0 && gpsMaxAgeSeconds <= 86_400 else {
-            throw .invalidValue(flag: "--gps-max-age", value: Self.format(gpsMaxAgeSeconds), reason: "must be a number of seconds in 0<N<=86400")
+            throw .invalidValue(flag: "--gps-max-age", value: Self.format(gpsMaxAgeSeconds), reason: "must be a number of seconds, more than 0 and at most 86400")
         }
         for (flag, value) in [("--open-timeout", openTimeoutSeconds), ("--read-timeout", readTimeoutSeconds)] {
             guard value.isFinite && value >= 0.1 && value <= 3600 else {
-                throw .invalidValue(flag: flag, value: Self.format(value), reason: "must be a number of seconds in 0.1...3600")
+                throw .invalidValue(flag: flag, value: Self.format(value), reason: "must be a number of seconds from 0.1 to 3600")
             }
         }
         guard drainTimeoutSeconds.isFinite && drainTimeoutSeconds >= 0 && drainTimeoutSeconds <= 3600 else {
             throw .invalidValue(flag: "--drain-timeout", value: Self.format(drainTimeoutSeconds),
-                                reason: "must be a number of seconds in 0...3600")
+                                reason: "must be a number of seconds from 0 to 3600")
         }
         _ = try ringPlan()
         try keepFree.validate()
@@ -161,9 +170,20 @@ public struct RecordConfig: Sendable {
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
         }
+        guard prepare else { return }
         try Self.prepareOutput(outDirectory)
         // After --out exists: the summary may go inside it (the Quick start puts it there).
         if let statsJSONPath { try Self.validateStatsPath(statsJSONPath) }
+    }
+
+    /// A camera's own `fps` and `quality` (a config file's), in the ranges of the flags.
+    private func validateOwnSettings(of camera: CameraSpec) throws(ConfigError) {
+        if let fps = camera.fps, !(fps.isFinite && SourceSpec.fpsRange.contains(fps)) {
+            throw .invalidValue(flag: "cameras.\(camera.name).fps", value: Self.format(fps), reason: "must be a number of frames/s from 0.001 to 1000")
+        }
+        if let quality = camera.quality, !(1...100).contains(quality) {
+            throw .invalidValue(flag: "cameras.\(camera.name).quality", value: "\(quality)", reason: "must be 1-100")
+        }
     }
 
     /// `--duration` at most ten years: longer is a typo, and beyond about 584 years the
@@ -216,7 +236,7 @@ public struct RecordConfig: Sendable {
     }
 
     /// A number as the user would have typed it: `5`, not `5.0`.
-    static func format(_ value: Double) -> String {
+    public static func format(_ value: Double) -> String {
         value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 

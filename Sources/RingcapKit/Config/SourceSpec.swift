@@ -214,9 +214,16 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case outputLocked(path: String, pid: Int32?)
     case missingFile(String)
     case outputNotWritable(path: String, reason: String)
+    /// A bad key or value in a config file (`key` as written there: `fps`, `cameras.bow.fps`).
+    /// An empty `value` is not shown (an unknown key, a file that cannot be read).
+    case inFile(path: String, line: Int?, key: String, value: String, reason: String)
 
     public var description: String {
         switch self {
+        case .inFile(let path, let line, let key, let value, let reason):
+            let place = line.map { "\(path):\($0)" } ?? path
+            let what = key.isEmpty ? "" : value.isEmpty ? " \(key):" : " \(key) '\(value)':"
+            return "\(place):\(what) \(reason)"
         case .invalidValue(let flag, let value, let reason): return "\(flag) '\(value)': \(reason)"
         case .invalidSource(let value, let reason): return "--camera source '\(value)': \(reason)"
         case .duplicateCamera(let name): return "--camera: the name '\(name)' is used twice"

@@ -36,8 +36,8 @@ public final class PixelTap: @unchecked Sendable {
     private let capacities: UnsafeMutablePointer<Int>
     /// Copies made.
     public let offered = Atomic<Int>(0)
-    /// Copies replaced by newer ones before the consumer took them, or not made because all
-    /// buffers were taken.
+    /// Copies replaced by newer ones before the consumer took them, or not made because the
+    /// consumer held every buffer.
     public let dropped = Atomic<Int>(0)
     /// Frames that had no pixels to copy (passthrough JPEGs).
     public let skipped = Atomic<Int>(0)
@@ -87,7 +87,13 @@ public final class PixelTap: @unchecked Sendable {
 
     private func copy(meta: FrameMeta, pixels: UnsafeRawPointer) {
         if meta.jpegBytes > 0 { skipped.add(1, ordering: .relaxed); return }
-        guard let slot = free.pop() else { dropped.add(1, ordering: .relaxed); return }
+        // A free buffer, else the oldest copy not yet taken (replaced: the newest win).
+        var slot = free.pop()
+        if slot == nil, let oldest = ready.pop() {
+            slot = oldest.slot
+            dropped.add(1, ordering: .relaxed)
+        }
+        guard let slot else { dropped.add(1, ordering: .relaxed); return }  // the consumer holds them all
         let width = Int(meta.width), height = Int(meta.height)
         let f = factor(forWidth: width)
         let ow = max(1, width / f), oh = max(1, height / f)
@@ -106,8 +112,8 @@ public final class PixelTap: @unchecked Sendable {
         let dst = buffers[i]!.assumingMemoryBound(to: UInt8.self)
         let src = pixels.assumingMemoryBound(to: UInt8.self)
         if meta.isI420 {
-            let layout = rc_i420_layout(nil, meta.width, meta.height)
-            rc_grey_shrink(src, layout.y_stride, meta.width, meta.height, Int32(f), dst)
+            let layout = rc_i420_layout(UnsafeMutablePointer(mutating: src), meta.width, meta.height)
+            rc_grey_shrink(layout.y!, layout.y_stride, meta.width, meta.height, Int32(f), dst)
         } else {
             rc_bgr_grey_shrink(src, Int(meta.stride), meta.width, meta.height, Int32(f), dst)
         }

@@ -243,11 +243,11 @@ func parseSidecarTime(_ text: String) -> Double? {
 }
 
 /// Every camera of a recording's stats accounts for every frame: `captured == written + dropped +
-/// failed`.
+/// failed + paused`.
 func expectEveryFrameAccountedFor(_ cameras: [String: [String: Any]], sourceLocation: SourceLocation = #_sourceLocation) {
     for (name, c) in cameras.sorted(by: { $0.key < $1.key }) {
         let captured = c["captured"] as? Int ?? -1
-        let sum = (c["written"] as? Int ?? 0) + (c["dropped"] as? Int ?? 0) + (c["failed"] as? Int ?? 0)
-        #expect(captured == sum, "\(name): captured \(captured) != written + dropped + failed = \(sum)", sourceLocation: sourceLocation)
+        let sum = (c["written"] as? Int ?? 0) + (c["dropped"] as? Int ?? 0) + (c["failed"] as? Int ?? 0) + (c["paused"] as? Int ?? 0)
+        #expect(captured == sum, "\(name): captured \(captured) != written + dropped + failed + paused = \(sum)", sourceLocation: sourceLocation)
     }
 }

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RingcapKit
+
+/// `ringcap bench`: parses, builds the `BenchOptions`, runs `BenchRunner` and prints. Used from the
+/// main thread.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure ringcap on this machine: real recordings of test cameras and video files against the machine's limit.",
+        discussion: """
+            Scenarios: sustained (2 test cameras 1280x720@30), saturate (4 test cameras 1280x720 \
+            offering more than the machine can encode), files (two 1280x720 H.264 files read as fast \
+            as possible, made on first use), latency (1 test camera 640x480@30), scale (1, 2, 4 and 8 \
+            test cameras 640x480@30). Without --scenario, all of them in that order.
+
+            The limit is the machine's own: the rate at which each usable core encodes (and, for \
+            files, decodes) the very frames of the scenario at the same quality, one frame after \
+            another, with every core at it at once, averaged over a measurement just before and one \
+            just after the recording, summed over the cores. efficiency = written fps / \
+            limit fps.
+
+            With --json, each recording prints one line of JSON (scale prints four, one per camera \
+            count) on stdout and the table goes to stderr. See README.md, Performance.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The scenario to run: sustained, saturate, files, latency or scale. Default: all of them, in that order.", valueName: "NAME"))
+    var scenario: BenchScenario?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long each recording runs, in seconds (scale makes four recordings).", valueName: "N"))
+    var seconds = Number(10)
+
+    @Option(name: .customLong("out"), help: ArgumentHelp("Keep the recordings in this folder, one subfolder per recording. Default: a temporary folder, removed afterwards.", valueName: "DIR"))
+    var out: String?
+
+    @Flag(help: "Print each recording's figures as one line of JSON on stdout (the table then goes to stderr).")
+    var json = false
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log level of the recordings: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String = "warning"
+
+    func run() throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ConfigError.invalidValue(flag: "--log-level", value: logLevel, reason: "expected trace, debug, info, notice, warning, error or critical")
+        }
+        TerminalLog.bootstrap(level: level)
+        var options = BenchOptions()
+        options.seconds = seconds.value
+        options.outDirectory = out
+        let runner = BenchRunner(options: options, logger: Logger(label: "ringcap"))
+        try runner.prepare()
+        installSignalHandlers()
+        watchSignals { runner.requestStop() }
+        defer { runner.finish() }
+
+        let tableOutput = json ? FileHandle.standardError : FileHandle.standardOutput
+        runner.onReport = { report in
+            if json { FileHandle.standardOutput.write(Data((report.jsonLine() + "\n").utf8)) }
+            tableOutput.write(Data(report.detailLines.utf8))
+        }
+        var reports: [BenchReport] = []
+        for scenario in scenario.map({ [$0] }) ?? BenchScenario.allCases {
+            if runner.isStopped { break }
+            do {
+                reports += try runner.run(scenario)
+            } catch {
+                StandardError.write("ringcap: \(error)\n")
+                throw ExitCode(69)
+            }
+        }
+        let cpu = machineDescription()
+        tableOutput.write(Data(("\n" + BenchReport.table(reports) + cpu + "\n").utf8))
+    }
+
+    /// "2 cores (AMD EPYC)": what the figures were measured on, from /proc/cpuinfo.
+    private func machineDescription() -> String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        return "\(BenchOptions().writers) usable core(s), \(model); \(BenchOptions().writers) writer(s), JPEG quality \(BenchOptions().quality)"
+    }
+}
+
