@@ -3,7 +3,7 @@
 // ringcap: a multi-camera frame recorder. See README.md and ../shared/design.md.
 //
 // Module graph (one direction only):
-//   ringcap (CLI) -> RingcapKit -> RingBuffer, COpenCV, CGPS
+//   ringcap (CLI) -> RingcapBench -> RingcapKit -> RingBuffer, COpenCV, CGPS
 import PackageDescription
 
 /// OpenCV 4 from Debian puts its headers under /usr/include/opencv4; the lean -dev packages
@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "RingBuffer", targets: ["RingBuffer"]),
         .library(name: "RingcapKit", targets: ["RingcapKit"]),
+        .library(name: "RingcapBench", targets: ["RingcapBench"]),
         .executable(name: "ringcap", targets: ["ringcap"]),
     ],
     dependencies: [
@@ -60,10 +61,19 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // `ringcap bench`: scenarios, the machine's limit, reports. Beside the engine, not in it.
+        .target(
+            name: "RingcapBench",
+            dependencies: [
+                "RingcapKit", "COpenCV",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "ringcap",
             dependencies: [
-                "RingcapKit",
+                "RingcapKit", "RingcapBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,7 +81,7 @@ let package = Package(
         .testTarget(name: "RingBufferTests", dependencies: ["RingBuffer"]),
         // Depends on the executable so that `swift test` builds it: the end-to-end tests run the real
         // `ringcap` binary found beside the test bundle.
-        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "RingBuffer", "COpenCV", "ringcap"]),
+        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "RingcapBench", "RingBuffer", "COpenCV", "ringcap"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,11 +1,18 @@
 // COpenCV: OpenCV's VideoCapture for V4L2 webcams, and OpenCV's image and video writing for tests and the bench. See COpenCV.h for what each function promises. Every entry point catches
 // every exception: nothing may unwind into Swift.
 #include "shim_internal.h"
+#include "RCAVSource.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <atomic>
 #include <cmath>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <streambuf>
+#include <string>
 #include <new>
 #include <vector>
 
@@ -215,3 +222,69 @@ extern "C" int rc_video_make(const char *path, int width, int height, int frames
         return RC_OK;
     });
 }
+
+// ---- OpenCV's own messages ----
+//
+// OpenCV 4.6 has no hook for its log lines (replaceWriteLogMessage came in 4.7): it writes each
+// whole message to std::cerr (warnings and errors) or std::cout. std::cerr's buffer is replaced by
+// one that hands each line to ringcap's logger, with the camera of the thread that wrote it.
+
+namespace {
+
+std::atomic<rc_av_log_sink> g_cv_sink{nullptr};
+thread_local int tl_cv_tag = -1;
+
+class LineSink : public std::streambuf {
+    std::mutex lock_;
+    std::string line_;
+
+    void put(char c) {
+        if (c == '\n') {
+            emit();
+            line_.clear();
+        } else if (line_.size() < 4096) {
+            line_.push_back(c);
+        }
+    }
+
+    void emit() {
+        rc_av_log_sink sink = g_cv_sink.load(std::memory_order_acquire);
+        if (!sink || line_.empty()) return;
+        // "[ WARN:0@0.044] global ./modules/videoio/src/cap_v4l.cpp (902) open ...: text"
+        int level = 24;  // FFmpeg's AV_LOG_WARNING, the sink's scale
+        const char *text = line_.c_str();
+        if (!std::strncmp(text, "[ERROR:", 7) || !std::strncmp(text, "[FATAL:", 7)) level = 16;
+        else if (std::strncmp(text, "[ WARN:", 7)) level = 32;  // INFO and below
+        if (text[0] == '[') {
+            const char *end = std::strchr(text, ']');
+            if (end) text = end + 1;
+            while (*text == ' ') ++text;
+            if (!std::strncmp(text, "global ", 7)) text += 7;
+        }
+        sink(tl_cv_tag, level, text);
+    }
+
+protected:
+    int overflow(int c) override {
+        if (c == traits_type::eof()) return traits_type::not_eof(c);
+        std::lock_guard<std::mutex> guard(lock_);
+        put(char(c));
+        return c;
+    }
+
+    std::streamsize xsputn(const char *s, std::streamsize n) override {
+        std::lock_guard<std::mutex> guard(lock_);
+        for (std::streamsize i = 0; i < n; ++i) put(s[i]);
+        return n;
+    }
+};
+
+}  // namespace
+
+extern "C" void rc_opencv_set_log_sink(rc_av_log_sink sink) {
+    static LineSink *buffer = new LineSink();  // never destroyed: OpenCV may log at exit
+    g_cv_sink.store(sink, std::memory_order_release);
+    std::cerr.rdbuf(buffer);
+}
+
+extern "C" void rc_opencv_set_thread_tag(int tag) { tl_cv_tag = tag; }

@@ -1,5 +1,6 @@
 // File-system calls the Swift side needs and Glibc's Swift module does not export (it is built
 // without _GNU_SOURCE). See COpenCV.h.
+#include <spawn.h>
 #include "COpenCV.h"
 
 #include <cerrno>
@@ -46,4 +47,8 @@ extern "C" int rc_rename_noreplace(const char *from, const char *to) {
     if (link(from, to) != 0) return errno;
     unlink(from);
     return 0;
+}
+
+extern "C" int rc_spawn_actions_close_from(void *actions, int lowest_fd) {
+    return posix_spawn_file_actions_addclosefrom_np(static_cast<posix_spawn_file_actions_t *>(actions), lowest_fd);
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RingcapBench
 import RingcapKit
 
 /// `ringcap bench`: parses, builds the `BenchOptions`, runs `BenchRunner` and prints. Used from the

@@ -159,8 +159,6 @@ struct Record: ParsableCommand {
         let lock = try OutputLock(out: config.outDirectory)
         defer { withExtendedLifetime(lock) {} }
         installSignalHandlers()
-        // Before any capture thread exists: setenv is not safe beside threads reading it.
-        FFmpegCaptureOptions.apply(rtspTransport: config.rtspTransport)
 
         // The GPS thread runs around the recording; capture threads read its snapshot.
         let snapshot = GPSSnapshot()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RingcapBench
 import RingcapKit
 import Synchronization
 
@@ -102,10 +103,8 @@ func installSignalHandlers() {
 
 /// Calls `stop` once, on a thread of its own (`rc-signals`), when the first signal came.
 func watchSignals(_ stop: @escaping @Sendable () -> Void) {
-    let thread = Thread {
+    startWorkerThread("rc-signals", done: MonotonicSemaphore()) {
         while terminationRequests.load(ordering: .relaxed) == 0 { SignalBell.wait(timeoutNs: 3_600_000_000_000) }
         stop()
     }
-    thread.name = "rc-signals"
-    thread.start()
 }

@@ -173,6 +173,10 @@ struct CameraFaultTests {
         // Retries back off: 0.5 s, 1 s, 2 s … so three seconds see only a few attempts.
         let attempts = result.stderr.components(separatedBy: "retrying in").count - 1
         #expect(attempts >= 2 && attempts <= 4, "\(attempts) attempts in 3 s")
+        // OpenCV's own words come through ringcap's logger, with the camera, not raw on stderr.
+        let lines = result.stderr.split(separator: "\n")
+        #expect(!lines.contains { $0.hasPrefix("[ WARN") || $0.hasPrefix("[ERROR") }, "\(result.stderr)")
+        #expect(lines.contains { $0.contains("warning ringcap: [camera=usb] OpenCV: ") && $0.contains("/dev/video7") }, "\(result.stderr)")
 
         let alone = try runRingcap(["record", "--camera", "/dev/video7", "--out", out.path, "--duration", "1", "--gps", "none"])
         #expect(alone.status == 69, "\(alone.stderr)")

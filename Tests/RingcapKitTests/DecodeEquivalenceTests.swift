@@ -78,7 +78,7 @@ struct DecodeEquivalenceTests {
         #expect(failure == nil, "\(failure ?? "")")
         let ours = Self.planes(i420, width: width, height: height)
         // Frame 5 through OpenCV.
-        let opencv = try OpenCVCapture(source: .file(path: path), size: nil, fps: nil, timeouts: CaptureTimeouts())
+        let opencv = try OpenCVCapture(referenceFile: path)
         for _ in 0..<6 { guard case .frame = opencv.grab() else { Issue.record("no frame from OpenCV"); return } }
         #expect(opencv.size == (width, height))
         var theirs = [UInt8](repeating: 0, count: width * height * 3)

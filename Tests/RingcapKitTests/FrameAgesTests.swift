@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RingcapBench
 @testable import RingcapKit
 
 /// The bench's frame ages, read back from sidecars written by the writers' own formatter and from

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import RingcapBench
 @testable import RingcapKit
 
 /// The bench's machine limit is measured on every CPU the process may use, all at once, and is

@@ -195,6 +195,11 @@ size_t rc_jpeg_copy_without_exif(const uint8_t *_Nonnull src, size_t n, uint8_t 
 /// asks the engine to stop. Extra wakes only make the sleeper look again. Why C: sem_clockwait
 /// (monotonic) is a GNU extension Glibc's Swift module does not export.
 void rc_recorder_wake(void);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+), which Glibc's Swift module does not
+/// export: the child gets no descriptor from `lowest_fd` up. `actions` is a
+/// posix_spawn_file_actions_t. Returns 0 or an errno.
+int rc_spawn_actions_close_from(void *_Nonnull actions, int lowest_fd);
 void rc_recorder_sleep(uint64_t deadline_ns);
 
 /// Renames `from` to `to` unless `to` exists: a stored frame is never replaced, whatever the

@@ -136,6 +136,12 @@ typedef void (*rc_av_log_sink)(int tag, int level, const char *_Nonnull line);
 /// av_log_set_callback, which is process-wide); replacing the sink later is safe.
 void rc_av_set_log_sink(rc_av_log_sink _Nullable sink);
 
+/// OpenCV's own messages (it writes them to std::cerr, which this replaces) to `sink`, each line
+/// with the tag the writing thread set with rc_opencv_set_thread_tag (-1: none). Levels on
+/// FFmpeg's scale: 16 error, 24 warning, 32 info.
+void rc_opencv_set_log_sink(rc_av_log_sink _Nullable sink);
+void rc_opencv_set_thread_tag(int tag);
+
 #ifdef __cplusplus
 }
 #endif

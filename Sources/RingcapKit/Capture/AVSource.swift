@@ -16,7 +16,7 @@ import Synchronization
 ///
 /// Owned by one capture thread; `interrupt` is the only member other threads may call (through
 /// `CaptureThread`'s lock, which keeps the handle alive while they do). `deinit` releases it.
-final class AVSource: @unchecked Sendable {
+package final class AVSource: @unchecked Sendable {
     let handle: OpaquePointer
     private var message = MessageBuffer()
 
@@ -58,7 +58,7 @@ final class AVSource: @unchecked Sendable {
     }
 
     /// A file, opened (for the bench's limit, which interrupts nothing).
-    convenience init(file path: String) throws(AVSourceError) {
+    package convenience init(file path: String) throws(AVSourceError) {
         try self.init(live: false, size: nil, timeouts: CaptureTimeouts(), rtspTransport: .tcp, tag: -1)
         try open(url: path)
     }
@@ -73,14 +73,14 @@ final class AVSource: @unchecked Sendable {
     var undecodablePackets: Int64 { rc_av_undecodable_packets(handle) }
 
     /// The size `retrieve` writes for the frame just grabbed.
-    var frameSize: (width: Int, height: Int) {
+    package var frameSize: (width: Int, height: Int) {
         var w: Int32 = 0, h: Int32 = 0
         rc_av_frame_size(handle, &w, &h)
         return (Int(w), Int(h))
     }
 
     @inline(__always)
-    func grab() -> OpenCVCapture.GrabResult {
+    package func grab() -> OpenCVCapture.GrabResult {
         switch rc_av_grab(handle, message.base, message.count) {
         case 0: return .frame
         case 1: return .end
@@ -103,7 +103,7 @@ final class AVSource: @unchecked Sendable {
 
     /// Converts the grabbed frame into the I420 buffer `dst` (`frameSize`). nil or the reason.
     @inline(__always)
-    func retrieveI420(into dst: UnsafeMutableRawPointer) -> String? {
+    package func retrieveI420(into dst: UnsafeMutableRawPointer) -> String? {
         let (w, h) = frameSize
         var planes = rc_i420_layout(dst.assumingMemoryBound(to: UInt8.self), Int32(w), Int32(h))
         return rc_av_retrieve_i420(handle, &planes, message.base, message.count) == 0 ? nil : message.text
@@ -118,10 +118,10 @@ final class AVSource: @unchecked Sendable {
 }
 
 /// Why an `AVSource` did not open.
-struct AVSourceError: Error, CustomStringConvertible {
-    var reason: String
+package struct AVSourceError: Error, CustomStringConvertible {
+    package var reason: String
     var tooManyOpenFiles: Bool
-    var description: String { reason }
+    package var description: String { reason }
 }
 
 /// FFmpeg's own messages (`[h264 @ 0x…] …`, `[tcp @ 0x…] …`) go through ringcap's logger, per
@@ -160,9 +160,12 @@ public enum FFmpegLog {
         rc_av_set_log_sink { tag, level, line in
             FFmpegLog.emit(tag: Int(tag), level: level, text: String(cString: line))
         }
+        rc_opencv_set_log_sink { tag, level, line in
+            FFmpegLog.emit(tag: Int(tag), level: level, text: String(cString: line), library: "OpenCV")
+        }
     }
 
-    static func emit(tag: Int, level: Int32, text: String) {
+    static func emit(tag: Int, level: Int32, text: String, library: String = "FFmpeg") {
         state.withLock { s in
             // Read under the lock: another thread may have opened a newer window just before.
             let now = Clock.monotonicNs()
@@ -175,15 +178,15 @@ public enum FFmpegLog {
             c.inWindow += 1
             let logger = known ? s.loggers[tag] : s.fallback
             if c.inWindow <= burst {
-                var message = "FFmpeg: \(text)"
+                var message = "\(library): \(text)"
                 if c.suppressed > 0 {
-                    message += " (\(c.suppressed) more FFmpeg message(s) not logged)"
+                    message += " (\(c.suppressed) more FFmpeg or OpenCV message(s) not logged)"
                     c.suppressed = 0
                 }
                 // AV_LOG_ERROR is 16, AV_LOG_WARNING 24; anything more severe is an error.
-                logger.log(level: level <= 16 ? .error : .warning, "\(message)")
+                logger.log(level: level <= 16 ? .error : level <= 24 ? .warning : .info, "\(message)")
                 if c.inWindow == burst {
-                    logger.log(level: .warning, "FFmpeg: further messages from this camera are counted, not logged, for \(windowNs / 1_000_000_000) s")
+                    logger.log(level: .warning, "\(library): further messages from this camera are counted, not logged, for \(windowNs / 1_000_000_000) s")
                 }
             } else {
                 c.suppressed += 1

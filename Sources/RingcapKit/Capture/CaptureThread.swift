@@ -126,6 +126,7 @@ public final class CaptureThread: @unchecked Sendable {
     /// (0.5 s doubling to 30 s, ±20 % jitter, back to 0.5 s after a minute of good frames).
     /// A file that fails or ends is finished: reopening it would record its frames again.
     func run() {  // internal: the benchmarks' probes (Bench/PipelineProbes.swift) run it on their own thread
+        rc_opencv_set_thread_tag(Int32(settings.index))  // OpenCV's messages from this thread are this camera's
         var backoffNs = settings.backoffStartNs
         var everOpened = false
         var failures = 0      // consecutive failed opens, for quieter logs
@@ -250,7 +251,8 @@ public final class CaptureThread: @unchecked Sendable {
             let fps = settings.minIntervalNs > 0 ? 1e9 / Double(settings.minIntervalNs) : nil
             let opened: OpenCVCapture
             do {
-                opened = try OpenCVCapture(source: settings.spec.source, size: settings.size, fps: fps, timeouts: settings.timeouts)
+                guard case .device(let index) = settings.spec.source else { preconditionFailure("a device") }
+                opened = try OpenCVCapture(device: index, size: settings.size, fps: fps)
             } catch {
                 throw OpenError(description: error.description)
             }

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// What the ring carries: which camera's pool, which slot in it. Eight bytes, no references,
+/// What the ring carries: which camera the frame is of, and its slot in the shared pool. Eight bytes, no references,
 /// so the ring moves frames with no reference counting and no allocation.
 public struct FrameToken: BitwiseCopyable, Equatable, Sendable {
     public var camera: UInt32

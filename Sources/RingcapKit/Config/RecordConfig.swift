@@ -244,7 +244,7 @@ public struct RecordConfig: Sendable, Equatable {
     /// its `.ringcap` folder can be made, and a file created, renamed without replacing anything
     /// and removed, as every frame will be. Anything else (a dangling symbolic link, a file in the
     /// way, /proc, a read-only mount) is refused now, naming what is wrong in ringcap's words.
-    static func prepareOutput(_ path: String) throws(ConfigError) {
+    package static func prepareOutput(_ path: String) throws(ConfigError) {
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK && stat(path, &st) != 0 {
             let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"

@@ -1,3 +1,4 @@
+import COpenCV
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -126,6 +127,10 @@ final class PrivateGPSD {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         posix_spawn_file_actions_addclose(&actions, fds[1])
+        // Nothing else of ours goes into gpsd: a descriptor it inherited would outlive us in it
+        // (another child's pipe or socket: Foundation's Process learns that a child ended when
+        // the last copy of such a socket closes, so one held by gpsd hides that child's end).
+        _ = rc_spawn_actions_close_from(&actions, 3)
 
         var child: pid_t = 0
         let rc = posix_spawn(&child, executable, &actions, &attr, argv, environ)

@@ -312,7 +312,7 @@ final class FrameWriter: @unchecked Sendable {
         return .written
     }
 
-    /// iov[0...2]: SOI, APP1, the encoded JPEG after its SOI (TurboJPEG always starts with one).
+    /// iov[0...2]: SOI, APP1, the encoded JPEG after its SOI (every JPEG starts with one).
     @inline(__always)
     private func setJPEGParts(jpegBytes: Int, app1: UnsafeRawBufferPointer) {
         iov[0] = iovec(iov_base: jpeg, iov_len: 2)

@@ -1,4 +1,5 @@
 import Foundation
+import RingcapKit
 
 /// The scenarios of `ringcap bench`.
 public enum BenchScenario: String, CaseIterable, Sendable {

@@ -1,5 +1,6 @@
 import COpenCV
 import Foundation
+import RingcapKit
 
 /// The video files of the `files` scenario: two 1280x720 H.264 files of `frames` frames, made
 /// on first use into `directory` and kept there for later runs. With the ffmpeg program they are

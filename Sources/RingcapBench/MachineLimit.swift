@@ -1,5 +1,6 @@
 import COpenCV
 import Foundation
+import RingcapKit
 
 /// The frames a limit is measured on: the scenario's own. A plain value.
 public enum LimitFrames: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import RingcapKit
 
 /// How old the frames of a recording were when they were written, read back from the files:
 /// a sidecar's `monotonic_ns` is its frame's grab, and its modification time is when it was

@@ -1,4 +1,5 @@
 import Foundation
+import RingcapKit
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import COpenCV
 import Foundation
+import RingcapKit
 import Synchronization
 import Logging
 
