@@ -147,4 +147,23 @@ let benchmarks: @Sendable () -> Void = {
   }
   Benchmark("frame-1280x720-stamp-ring-encode-write", closure: framePath)
   Benchmark("frame-1280x720-stamp-ring-encode-write-mallocs", configuration: exactMallocs, closure: framePath)
+
+  // The same with a live viewer watching (a LatestJPEG client): each frame's JPEG is also copied
+  // once into the viewer's slots. The first frames give each of its slots its buffer. 1 and 8
+  // frames an iteration: the same mallocs (those of opening the source) means none per frame.
+  for frames in [1, 8] {
+    Benchmark("frame-1280x720-with-viewer-x\(frames)-mallocs", configuration: exactMallocs) { benchmark in
+      let directory = NSTemporaryDirectory() + "ringcap-bench-viewer-\(getpid())"
+      defer { try? FileManager.default.removeItem(atPath: directory) }
+      let run = try FramePathRun(width: 1280, height: 720, directory: directory, viewer: true)
+      run.prepare(frames: 8)
+      run.run()
+      let shown = run.shownToViewer
+      run.prepare(frames: frames)
+      benchmark.startMeasurement()
+      run.run()
+      benchmark.stopMeasurement()
+      precondition(run.failed == 0 && run.written == 8 + frames && run.shownToViewer == shown + frames)
+    }
+  }
 }

@@ -85,7 +85,9 @@ public final class FramePathRun {
     private var capture: CaptureThread?
     private let logger = Logger(label: "ringcap-bench")
 
-    public init(width: Int, height: Int, directory: String, quality: Int = 85) throws(CaptureError) {
+    /// `viewer`: a live viewer watches the camera (a `LatestJPEG` client), so that each frame is
+    /// also copied to it.
+    public init(width: Int, height: Int, directory: String, quality: Int = 85, viewer: Bool = false) throws(CaptureError) {
         self.width = width
         self.height = height
         self.directory = directory
@@ -94,6 +96,7 @@ public final class FramePathRun {
         let ring = DropOldestRing<FrameToken>(capacity: 8)
         let pool = FramePool(slotCount: ring.capacity + 3)
         let channel = CameraChannel(index: 0, name: "bench", recording: true)
+        if viewer { channel.latest.addClient() }
         let framesReady = Doorbell(), spaceReady = Doorbell()
         self.ring = ring
         self.pool = pool
@@ -113,10 +116,12 @@ public final class FramePathRun {
                                  temporarySuffix: RecordingLayout.temporarySuffix(runToken: 0), logger: Logger(label: "ringcap-bench"))
     }
 
-    /// Makes the capture loop for the next `run`.
+    /// Makes the capture loop for the next `run`, its seq going on from the last run's, as a
+    /// camera's does.
     public func prepare(frames: Int = 1) {
         capture = benchCapture(width: width, height: height, frames: frames, whenFull: .wait, pool: pool,
-                               channel: channel, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger)
+                               channel: channel, ring: ring, framesReady: framesReady, spaceReady: spaceReady, logger: logger,
+                               firstSeq: UInt64(counters.captured.load(ordering: .relaxed)))
     }
 
     /// Captures the prepared frames, then writes them, on the calling thread.
@@ -129,6 +134,8 @@ public final class FramePathRun {
     /// Frames written and failed so far, over every run.
     public var written: Int { counters.written.load(ordering: .relaxed) }
     public var failed: Int { counters.failed.load(ordering: .relaxed) }
+    /// Frames copied to the viewer (`viewer: true`).
+    public var shownToViewer: Int { channel.latest.published.load(ordering: .relaxed) }
 }
 
 /// A full sidecar (with a 3D GPS fix) formatted the way the writers format every frame's.
@@ -166,9 +173,10 @@ public final class SidecarSample {
 /// own thread.
 private func benchCapture(width: Int, height: Int, frames: Int, whenFull: WhenFull, pool: FramePool,
                           channel: CameraChannel, ring: DropOldestRing<FrameToken>, framesReady: Doorbell,
-                          spaceReady: Doorbell, logger: Logger) -> CaptureThread {
+                          spaceReady: Doorbell, logger: Logger, firstSeq: UInt64 = 0) -> CaptureThread {
     let spec = CameraSpec(name: "bench", source: .testPattern(width: width, height: height, fps: 1000))
-    let settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: whenFull, frameLimit: frames)
+    var settings = CaptureSettings(spec: spec, index: 0, size: nil, minIntervalNs: 0, whenFull: whenFull, frameLimit: frames)
+    settings.firstSeq = firstSeq
     return CaptureThread(settings: settings, channel: channel, pool: pool, allCounters: [channel.counters],
                          ring: ring, framesReady: framesReady, spaceReady: spaceReady, gps: nil, logger: logger)
 }
