@@ -22,7 +22,12 @@ struct Bench: ParsableCommand {
             limit fps.
 
             With --json, each recording prints one line of JSON (scale prints four, one per camera \
-            count) on stdout and the table goes to stderr. See README.md, Performance.
+            count) on stdout and the table goes to stderr. See README.md, Benchmarking.
+
+            Examples:
+              ringcap bench
+              ringcap bench --scenario files --seconds 20
+              ringcap bench --scenario saturate --json > saturate.jsonl
             """
     )
 

@@ -14,6 +14,11 @@ struct Ringcap: ParsableCommand {
             Each camera gets a capture thread; frames go through a bounded ring that drops the \
             oldest under pressure to writer threads that store each as a JPEG with a JSON sidecar \
             under OUT/<camera>/YYYY/MM/DD/HH/MM/. See README.md.
+
+            Examples:
+              ringcap record --camera bow=rtsp://192.168.1.20/stream1 --out /data
+              ringcap record --config /etc/ringcap.yaml
+              ringcap bench --scenario saturate
             """,
         version: RingcapVersion.string,
         subcommands: [Record.self, Bench.self, ConfigCommand.self],
