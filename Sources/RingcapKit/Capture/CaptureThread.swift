@@ -4,30 +4,6 @@ import Logging
 import RingBuffer
 import Synchronization
 
-/// Settings of one camera's capture loop, fixed at start.
-public struct CaptureSettings: Sendable {
-    public var spec: CameraSpec
-    public var index: UInt32
-    public var size: FrameSize?
-    /// Minimum spacing between kept frames; 0: no cap.
-    public var minIntervalNs: UInt64
-    public var whenFull: WhenFull
-    public var frameLimit: Int?
-    /// The seq of this run's first frame: one past the highest stored in the camera's folder.
-    public var firstSeq: UInt64 = 0
-    public var timeouts = CaptureTimeouts()
-    public var rtspTransport: RTSPTransport = .tcp
-    /// Decoder threads for a stream or file (0: FFmpeg's own count): the camera's share of the
-    /// cores, since every camera decodes at once beside the writers.
-    public var decoderThreads = 0
-    /// An MJPEG source's frames are stored as the camera sent them (`--passthrough auto`, and
-    /// nothing needs the pixels: no `--size`, no `--quality` given).
-    public var passthrough = false
-    /// Backoff after a failure: first delay and cap.
-    public var backoffStartNs: UInt64 = 500_000_000
-    public var backoffMaxNs: UInt64 = 30_000_000_000
-}
-
 /// One camera's capture loop: grab → stamp → read the GPS snapshot → retrieve into a pooled
 /// buffer → push the slot's token into the ring. It never waits on a writer, the disk or GPS
 /// (except with `--when-full wait`, which files use). When its source fails it reopens it with
@@ -41,14 +17,14 @@ public final class CaptureThread: @unchecked Sendable {
     let channel: CameraChannel
     public var counters: CameraCounters { channel.counters }
     let pool: FramePool
-    private let allCounters: [CameraCounters]
-    private let ring: DropOldestRing<FrameToken>
+    let allCounters: [CameraCounters]
+    let ring: DropOldestRing<FrameToken>
     private let framesReady: Doorbell     // rung after each push: writers sleep on it
     private let spaceReady: Doorbell      // writers ring it after each pop: `wait` mode sleeps on it
     private let gps: GPSSnapshot?
     /// Rung when the camera finished: the engine's supervisor looks at once.
     private let finished: MonotonicSemaphore?
-    private let logger: Logger
+    let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
     private let wake = MonotonicSemaphore()  // interrupts backoff sleeps on stop
     private let done = MonotonicSemaphore()
@@ -58,17 +34,18 @@ public final class CaptureThread: @unchecked Sendable {
     /// thread interrupts it. Taken at open, close and stop only, never per frame.
     private let interruptible = Mutex<AVSource?>(nil)
 
-    // Owned by the capture thread.
-    private var seq: UInt64 = 0
+    // Owned by the capture thread (internal, not private, for the retrieve in CaptureFill.swift;
+    // nothing else touches them).
+    var seq: UInt64 = 0
     /// A V4L2 webcam, through OpenCV.
-    private var capture: OpenCVCapture?
+    var capture: OpenCVCapture?
     /// A stream or a file, through FFmpeg directly.
-    private var av: AVSource?
+    var av: AVSource?
     /// The size of the previous frame, to log a change once.
-    private var lastSize = (width: 0, height: 0)
+    var lastSize = (width: 0, height: 0)
     /// When a frame that could not be stored as itself was last logged (rate limit).
-    private var lastFrameFailureLogNs: UInt64 = 0
-    private var pattern: TestPattern?
+    var lastFrameFailureLogNs: UInt64 = 0
+    var pattern: TestPattern?
     private var nextDueNs: UInt64 = 0
     private var downSinceNs: UInt64 = 0
     /// No frame for this long (since the open, or the last frame) and a live source is reopened.
@@ -120,7 +97,7 @@ public final class CaptureThread: @unchecked Sendable {
 
     private func setState(_ state: CameraState) { counters.state.store(state.rawValue, ordering: .relaxed) }
 
-    private var isFile: Bool { if case .file = settings.spec.source { return true }; return false }
+    var isFile: Bool { if case .file = settings.spec.source { return true }; return false }
 
     /// Open, stream, and on failure release the capture and open a new one after a backoff
     /// (0.5 s doubling to 30 s, ±20 % jitter, back to 0.5 s after a minute of good frames).
@@ -287,7 +264,7 @@ public final class CaptureThread: @unchecked Sendable {
         withExtendedLifetime(source) {}
     }
 
-    private enum StreamOutcome { case stopped, finished, failed(String) }
+    enum StreamOutcome { case stopped, finished, failed(String) }
 
     /// The hot loop. Allocates nothing per frame.
     private func stream() -> StreamOutcome {
@@ -390,114 +367,11 @@ public final class CaptureThread: @unchecked Sendable {
     }
 
     /// A frame that could not be stored as itself: logged at most once every 5 s.
-    private func logFrameFailure(_ reason: String) {
+    func logFrameFailure(_ reason: String) {
         let now = Clock.monotonicNs()
         guard now - lastFrameFailureLogNs >= 5_000_000_000 || lastFrameFailureLogNs == 0 else { return }
         lastFrameFailureLogNs = now
         logger.error("frame \(seq - 1) counted as failed: \(reason) (further such failures are not logged for 5 s)")
-    }
-
-    /// A size change is logged once, with both sizes.
-    private func noteSize(width: Int, height: Int) {
-        if lastSize.width != 0 && (lastSize.width != width || lastSize.height != height) {
-            logger.notice("frame size changed from \(lastSize.width)x\(lastSize.height) to \(width)x\(height)")
-        }
-        lastSize = (width, height)
-    }
-
-    /// Renders test-pattern frame `frame` into `slot` of the shared pool, redrawing only what
-    /// changed when the slot's buffer holds an earlier frame of a pattern of the same size (of
-    /// any camera), and records what the buffer now holds.
-    @inline(__always)
-    @discardableResult
-    static func render(_ pattern: TestPattern, into pool: FramePool, slot: UInt32, frame: UInt64, wallNs: Int64) -> Bool {
-        guard let buffer = pool.buffer(slot, atLeast: pattern.i420Bytes) else { return false }
-        let held = pool.contents[Int(slot)]
-        if held.kind == pattern.content {
-            pattern.renderI420(into: buffer, frame: frame, wallNs: wallNs, over: held.frame)
-        } else {
-            pattern.renderI420(into: buffer, frame: frame, wallNs: wallNs)
-        }
-        pool.contents[Int(slot)] = SlotContent(kind: pattern.content, frame: frame)
-        return true
-    }
-
-    private enum FillResult {
-        case filled
-        /// This frame cannot be stored as itself (no memory for its size, a conversion that
-        /// failed): counted as failed, the source goes on.
-        case frameFailed(String)
-        case sourceFailed(StreamOutcome)
-    }
-
-    /// Retrieves or renders the frame into the slot and writes its metadata.
-    @inline(__always)
-    private func fill(slot: UInt32, monotonic: UInt64, wall: Int64, fix: GPSFix?, store: Bool) -> FillResult {
-        var width: Int, height: Int
-        var jpegBytes = 0
-        var isI420 = true
-        if let av, av.isPassthrough {
-            // The camera's own JPEG, copied into the slot as it came: no decode, no encode.
-            (width, height) = av.frameSize
-            noteSize(width: width, height: height)
-            guard let bytes = av.packet, bytes.count > 0 else { return .frameFailed("no passthrough frame") }
-            guard let buffer = pool.buffer(slot, atLeast: bytes.count) else {
-                return .frameFailed("no memory for a JPEG of \(bytes.count) bytes")
-            }
-            buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
-            jpegBytes = bytes.count
-        } else if let pattern {
-            width = pattern.width
-            height = pattern.height
-            guard Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall) else {
-                return .frameFailed("no memory for a \(width)x\(height) frame")
-            }
-        } else if let av {
-            // The grabbed frame's own size (or --size): the slot is sized for this frame, so a
-            // stream that changes resolution gives frames of the new size, never a stale copy.
-            (width, height) = av.frameSize
-            guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
-            noteSize(width: width, height: height)
-            guard let buffer = pool.buffer(slot, atLeast: rc_i420_size(Int32(width), Int32(height))) else {
-                return .frameFailed("no memory for a \(width)x\(height) frame")
-            }
-            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
-            if let reason = av.retrieveI420(into: buffer) { return .frameFailed(reason) }
-        } else if let capture {
-            isI420 = false  // OpenCV gives packed BGR
-            (width, height) = capture.size
-            guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
-            guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
-                return .frameFailed("no memory for a \(width)x\(height) frame")
-            }
-            pool.contents[Int(slot)] = SlotContent(kind: SlotContent.decoded, frame: 0)
-            switch capture.retrieve(into: buffer, stride: width * 3) {
-            case .ok:
-                break
-            case .sizeChanged(let w, let h):
-                noteSize(width: w, height: h)
-                width = w
-                height = h
-                guard let bigger = pool.buffer(slot, atLeast: w * h * 3) else {
-                    return .frameFailed("no memory for a \(w)x\(h) frame")
-                }
-                guard capture.copyKeptFrame(into: bigger, stride: w * 3) else {
-                    return .frameFailed("could not fetch the resized frame")
-                }
-            case .failed(let reason):
-                return .sourceFailed(.failed(reason))
-            }
-        } else {
-            return .sourceFailed(.failed("no open source"))
-        }
-        let depth = ring.count
-        pool.meta[Int(slot)] = FrameMeta(
-            seq: seq, wallNs: wall, monotonicNs: monotonic, width: Int32(width), height: Int32(height),
-            stride: Int32(width * 3), ringDepth: Int32(depth),
-            droppedSoFar: Int64(counters.dropped.load(ordering: .relaxed)), jpegBytes: Int32(jpegBytes), isI420: isI420,
-            store: store, hasFix: fix != nil, fix: fix ?? GPSFix(latitude: 0, longitude: 0, mode: 0, receivedMonotonicNs: 0))
-        return .filled
     }
 
     /// Pushes a filled slot. Drop-oldest: an evicted frame (of any camera) goes straight back to

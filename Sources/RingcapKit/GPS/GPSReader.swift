@@ -111,22 +111,9 @@ public final class GPSReader: @unchecked Sendable {
             snapshot.publish(GPSFix(latitude: lat, longitude: lon, altitudeM: alt, mode: alt.isNaN ? 2 : 3,
                                     receivedMonotonicNs: Clock.monotonicNs()))
         }
-        let box = Unmanaged.passRetained(ThreadBody { [self] in self.run() })
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box.toOpaque())
-        guard rc == 0 else {
-            box.release()
-            started = false
-            logger.error("cannot start the GPS thread: \(String(cString: strerror(rc))) (errno \(rc)); recording goes on without positions")
-            return
-        }
         // Nobody joins: stop() waits on `finished` with a timeout instead, so a libgps call
         // stuck on an unresponsive remote host cannot hold up the end of a recording.
-        pthread_detach(thread)
+        startWorkerThread("rc-gps", done: MonotonicSemaphore()) { [self] in run() }
     }
 
     /// Stops the thread: closes the connection, stops a private gpsd, clears the snapshot.
@@ -419,10 +406,4 @@ struct OffsetWindow {
         let n = sorted.count
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
     }
-}
-
-/// Carries the thread's body through pthread_create's `void *`.
-private final class ThreadBody {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
 }
