@@ -282,9 +282,11 @@ protected:
 }  // namespace
 
 extern "C" void rc_opencv_set_log_sink(rc_av_log_sink sink) {
-    static LineSink *buffer = new LineSink();  // never destroyed: OpenCV may log at exit
     g_cv_sink.store(sink, std::memory_order_release);
-    std::cerr.rdbuf(buffer);
+    // Once, before any capture thread writes (the first engine start): replacing a stream's
+    // buffer while another thread writes to it would be a data race.
+    static std::once_flag once;
+    std::call_once(once, [] { std::cerr.rdbuf(new LineSink()); });  // never destroyed: OpenCV may log at exit
 }
 
 extern "C" void rc_opencv_set_thread_tag(int tag) { tl_cv_tag = tag; }

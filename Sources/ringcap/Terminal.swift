@@ -29,6 +29,10 @@ enum ProgressLine {
 
     static func show(_ line: String) {
         guard isTerminal else { return }
+        // One row: a line that wraps could not be taken back with \r and a clear.
+        var size = winsize()
+        let columns = ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 1 ? Int(size.ws_col) - 1 : 79
+        let line = line.count > columns ? String(line.prefix(columns - 1)) + "…" : line
         shown.withLock { current in
             current = line
             StandardError.write("\r\u{1B}[K" + line)

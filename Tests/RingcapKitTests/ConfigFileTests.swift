@@ -48,6 +48,12 @@ import Testing
         // What `config check` prints reads back to the same configuration.
         #expect(try parse(file.config.yaml).config == file.config)
         #expect(try parse(RecordConfig(cameras: []).yaml).config == RecordConfig(cameras: []))
+        // Values YAML would read as something else go out quoted; small percentages without an exponent.
+        var odd = RecordConfig(cameras: [CameraSpec(name: "null", source: .file(path: "@clip.mp4")),
+                                         CameraSpec(name: "yes", source: .file(path: "%a #b.mp4"))])
+        odd.keepFree = .percent(0.00001)
+        odd.statsJSONPath = "- stats: x.json"
+        #expect(try parse(odd.yaml).config == odd, "\(odd.yaml)")
     }
 
     @Test func exampleIsAValidFile() throws {
@@ -103,6 +109,7 @@ import Testing
         ("cameras:\n  a:\n    source: test:32x24@10\n    recording: perhaps\n", "t.yaml:4: cameras.a.recording 'perhaps': expected true or false"),
         ("cameras: [a=test:32x24@10\n", "t.yaml:2: not valid YAML"),
         ("- just\n- a list\n", "t.yaml:1:"),
+        ("cameras: 5\n", "t.yaml:1: cameras: expected a list or a map of cameras"),
     ])
     func badKeysAndValuesAreNamed(text: String, expected: String) {
         #expect {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import RingcapKit
 
@@ -159,5 +160,69 @@ import Testing
         #expect(Set(runs[..<5]).count == 1 && Set(runs[5...]).count == 1 && runs[0] != runs[5])
         #expect(b.allSatisfy { $0.sidecar["run"] as? String == runs[5] })
         try expectSidecarsValid(a.map(\.json) + b.map(\.json))
+    }
+
+    /// A run that paused with a viewer watching, then a new run: seq goes on from where the
+    /// engine got to (not from the stored frames), and the viewer keeps getting new frames.
+    /// Two threads waiting for one run both get its summary.
+    @Test func restartAfterAPauseKeepsSeqAndTheViewerGoing() throws {
+        let out = try TestEnvironment.scratch("engine-viewer")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let log = LogRecorder()
+        let engine = RecordingEngine(config: config(out, cameras: [CameraSpec(name: "v", source: .testPattern(width: 160, height: 120, fps: 50))]),
+                                     logger: log.logger())
+        let v = try #require(engine.camera(named: "v"))
+        v.latestJPEG.addClient()
+        try engine.start()
+        #expect(waitFor(10) { engine.status().cameras[0].written >= 5 })
+        v.setRecording(false)
+        #expect(waitFor(10) { engine.status().cameras[0].paused >= 20 })
+        var bytes: [UInt8] = []
+        let seenPaused = try #require(v.latestJPEG.copyLatest(into: &bytes)).seq
+        #expect(bytes.starts(with: [0xFF, 0xD8]) && bytes.suffix(2) == [0xFF, 0xD9], "a whole JPEG")
+        let waiters = (0..<2).map { _ in MonotonicSemaphore() }
+        let summaries = Mutex<[RecordingSummary?]>([])
+        for w in waiters {
+            Thread.detachNewThread {
+                let s = engine.waitUntilStopped()
+                summaries.withLock { $0.append(s) }
+                w.signal()
+            }
+        }
+        engine.requestStop()
+        for w in waiters { #expect(w.wait(timeoutNs: 20_000_000_000)) }
+        let first = try #require(engine.waitUntilStopped())
+        #expect(summaries.withLock { $0.count == 2 && $0.allSatisfy { $0?.totalCaptured == first.totalCaptured } })
+
+        v.setRecording(true)
+        try engine.start()
+        #expect(waitFor(10) { engine.status().cameras[0].written >= 5 })
+        let shown = try #require(v.latestJPEG.copyLatest(into: &bytes)).seq
+        #expect(shown > seenPaused, "the viewer sees the new run's frames")
+        engine.requestStop()
+        _ = engine.waitUntilStopped()
+        let seqs = try #require(recordedFrames(in: out).frames["v"]).map(\.seq)
+        #expect(Set(seqs).count == seqs.count)
+        let secondRunFirst = try #require(seqs.first { $0 >= first.cameras[0].captured })
+        #expect(secondRunFirst == first.cameras[0].captured, "on from the last captured frame, paused ones included")
+    }
+
+    /// The mark a stop leaves in OUT/.ringcap wins when it is higher than the stored frames (a
+    /// clock that went back put newer frames in older-named folders), and loses when lower.
+    @Test func theSeqMarkAndTheStoredFramesTakeTheHigher() throws {
+        let out = try TestEnvironment.scratch("seqmark")
+        defer { try? FileManager.default.removeItem(at: out) }
+        func record() throws {
+            let r = try runRingcap(["record", "--camera", "m=test:160x120@30", "--out", out.path, "--frames", "3", "--gps", "none", "--keep-free", "0"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        try record()
+        #expect(RecordingLayout.readSeqMark(out: out.path, camera: "m") == 3)
+        RecordingLayout.writeSeqMark(500, out: out.path, camera: "m")
+        try record()
+        RecordingLayout.writeSeqMark(1, out: out.path, camera: "m")
+        try record()
+        let seqs = try #require(recordedFrames(in: out).frames["m"]).map(\.seq)
+        #expect(seqs == [0, 1, 2, 500, 501, 502, 503, 504, 505])
     }
 }

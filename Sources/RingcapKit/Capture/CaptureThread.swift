@@ -268,8 +268,10 @@ public final class CaptureThread: @unchecked Sendable {
 
     /// The hot loop. Allocates nothing per frame.
     private func stream() -> StreamOutcome {
+        defer { channel.nextSeq.store(seq, ordering: .relaxed) }
         let isFile = self.isFile
         while !stopping {
+            channel.nextSeq.store(seq, ordering: .relaxed)  // where a later run goes on from
             if let limit = settings.frameLimit, framesThisRun >= UInt64(limit) { return .finished }
             // Pace: test patterns at their rate, other sources at the --fps cap.
             if settings.minIntervalNs > 0 {

@@ -47,7 +47,12 @@ public struct ConfigFile: Sendable {
             throw .inFile(path: path, line: lines[key] ?? lines[parent(of: key)], key: key, value: problem.value, reason: problem.reason)
         } catch let error as DecodingError {
             let (codingPath, reason): ([CodingKey], String) = switch error {
-            case .typeMismatch(_, let c), .valueNotFound(_, let c): (c.codingPath, "expected a single value, not a list or keys")
+            case .typeMismatch(_, let c), .valueNotFound(_, let c):
+                // What was wanted where: `cameras` a list or a map, a camera's entry its keys (or
+                // NAME=SOURCE), any other value a single one.
+                (c.codingPath, c.codingPath.count == 1 && c.codingPath[0].stringValue == "cameras" ? "expected a list or a map of cameras"
+                    : c.codingPath.count == 2 && c.codingPath[0].stringValue == "cameras" ? "expected a SOURCE or keys such as source: and fps:"
+                    : "expected a single value, not a list or keys")
             case .keyNotFound(let key, let c): (c.codingPath + [key], "missing")
             case .dataCorrupted(let c): (c.codingPath, c.debugDescription)
             @unknown default: ([], "\(error)")

@@ -57,8 +57,12 @@ extension RecordConfig {
     public var yaml: String {
         func q(_ s: String) -> String {
             // Plain when YAML reads it back as this very string, quoted otherwise.
+            // A first character that is a letter, digit or '/', and nothing YAML reads as a
+            // mapping, a comment, a boolean or null.
             let plain = !s.isEmpty && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_./@:%".unicodeScalars.contains($0) }
-                && !["true", "false", "yes", "no", "on", "off", "null", "~"].contains(s.lowercased()) && !s.hasPrefix("-") && !s.hasSuffix(":")
+                && (s.unicodeScalars.first.map { CharacterSet.alphanumerics.contains($0) || $0 == "/" } ?? false)
+                && !["true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"].contains(s.lowercased())
+                && !s.hasSuffix(":") && !s.contains(": ")
             if plain { return s }
             return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
@@ -67,7 +71,7 @@ extension RecordConfig {
         lines.append("cameras:")
         if cameras.isEmpty { lines[0] = "cameras: []" }
         for camera in cameras {
-            lines.append("  - name: \(camera.name)")
+            lines.append("  - name: \(q(camera.name))")
             lines.append("    source: \(q(camera.source.description))")
             if let fps = camera.fps { lines.append("    fps: \(n(fps))") }
             if let size = camera.size { lines.append("    size: \(size)") }
@@ -91,9 +95,14 @@ extension RecordConfig {
         lines.append("gps: \(q(gps.description))")
         lines.append("gps_max_age: \(n(gpsMaxAgeSeconds))")
         opt("stats_json", statsJSONPath, q)
-        switch keepFree {  // as it reads back: a size in bytes, not rounded for reading
+        switch keepFree {  // as it reads back: a size in bytes, not rounded for reading; no exponent
         case .bytes(let n): lines.append("keep_free: \(n)")
-        default: lines.append("keep_free: \(q(keepFree.description))")
+        case .percent(let p):
+            var text = String(format: "%.9f", p)
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+            lines.append("keep_free: \(text)%")
+        case .off: lines.append("keep_free: 0")
         }
         opt("max_size", maxSizeBytes) { "\($0)" }
         lines.append("fsync: \(fsync)")

@@ -12,6 +12,9 @@ final class CameraChannel: Sendable {
     let recording: Atomic<Bool>
     let latest = LatestJPEG()
     let pixels = PixelTap()
+    /// The seq the camera's next frame gets: kept by its capture thread, so that a later run of
+    /// the same engine goes on from here (paused frames were shown with their seqs).
+    let nextSeq = Atomic<UInt64>(0)
 
     init(index: Int, name: String, recording: Bool) {
         self.index = index

@@ -29,7 +29,7 @@ public final class RecordingEngine: @unchecked Sendable {
         case idle
         case running(Run)
         case stopping(Run)
-        case stopped(RecordingSummary)
+        case stopped(Run)
     }
 
     /// Protects `state`, `onProgress` and `onTick`.
@@ -40,8 +40,6 @@ public final class RecordingEngine: @unchecked Sendable {
     /// Called about once a second on the supervisor thread while recording (`ringcap bench`
     /// samples resident memory with it). Keep it short. Set before `start()`.
     public var onTick: (() -> Void)?
-    /// Signalled when a run has stopped and its summary is ready.
-    private let stopped = MonotonicSemaphore()
 
     public init(config: RecordConfig, gps: GPSSnapshot? = nil, logger: Logger) {
         self.config = config
@@ -68,19 +66,25 @@ public final class RecordingEngine: @unchecked Sendable {
             run = try lock.withLock { state throws(CaptureError) -> Run in
                 switch state {
                 case .running, .stopping: throw CaptureError(source: "engine", reason: "already running")
-                case .idle, .stopped: break
+                case .idle: break
+                case .stopped(let previous):
+                    // The new run shares the cameras' counters and taps: no thread of the last one
+                    // may still be about to touch them.
+                    if let blocked = previous.threadsStillRunning() {
+                        throw CaptureError(source: "engine", reason: "\(blocked) of the previous run is still blocked; try again once it has ended")
+                    }
                 }
                 let run = try Run(engine: self)
                 state = .running(run)
                 return run
             }
         }
-        while stopped.wait(timeoutNs: 0) {}  // the previous run's signal, if nobody waited for it
         run.startThreads()
         startWorkerThread("rc-engine", done: run.supervisorDone) { [self] in
             let summary = run.superviseAndStop()
-            lock.withLock { $0 = .stopped(summary) }
-            stopped.signal()
+            run.summary.withLock { $0 = summary }
+            lock.withLock { $0 = .stopped(run) }
+            run.completed.signal()
         }
     }
 
@@ -95,25 +99,21 @@ public final class RecordingEngine: @unchecked Sendable {
         }
     }
 
-    /// Waits for the current run to end (of itself or after `requestStop`) and returns its
-    /// summary; nil when the engine was never started.
+    /// Waits for the current run (the last one, if none is running) to end, of itself or after
+    /// `requestStop`, and returns its summary; nil when the engine was never started. Any number
+    /// of threads may wait: each gets the summary of the run that was current when it asked.
     @discardableResult
     public func waitUntilStopped() -> RecordingSummary? {
-        let running: Bool = lock.withLock { state in
+        let run: Run? = lock.withLock { state in
             switch state {
-            case .idle: return false
-            case .stopped: return false
-            case .running, .stopping: return true
+            case .idle: return nil
+            case .running(let run), .stopping(let run), .stopped(let run): return run
             }
         }
-        if running {
-            stopped.wait()
-            stopped.signal()  // for any other waiter; a new run starts with a fresh count
-        }
-        return lock.withLock { state in
-            if case .stopped(let summary) = state { return summary }
-            return nil
-        }
+        guard let run else { return nil }
+        run.completed.wait()
+        run.completed.signal()  // for the next waiter: the run's own bell, rung once for good
+        return run.summary.withLock { $0 }
     }
 
     /// What every camera is doing now.
@@ -123,7 +123,7 @@ public final class RecordingEngine: @unchecked Sendable {
             case .idle: return (.idle, nil)
             case .running(let run): return (.running, run)
             case .stopping(let run): return (.stopping, run)
-            case .stopped: return (.stopped, nil)
+            case .stopped(let run): return (.stopped, run)
             }
         }
         let fps = run?.recentFPS.withLock { $0 } ?? []
@@ -180,6 +180,14 @@ public final class RecordingEngine: @unchecked Sendable {
         /// Rung by `requestStop` and by a camera that finished: the supervisor looks again.
         let wake = MonotonicSemaphore()
         let supervisorDone = MonotonicSemaphore()
+        /// Rung (and rung again by each waiter) once `summary` is set.
+        let completed = MonotonicSemaphore()
+        let summary = Mutex<RecordingSummary?>(nil)
+        /// Threads that had not ended when the run was summed up (a camera blocked in its source,
+        /// a writer past the drain deadline). Touched by the supervisor, then under the engine's
+        /// lock by `start`.
+        private var unjoinedCaptures: [CaptureThread] = []
+        private var unjoinedWriters: [FrameWriter] = []
         let stopReason = Mutex<String?>(nil)
         /// Captured frames/s per camera over the last second (for `status()`).
         let recentFPS: Mutex<[Double]>
@@ -249,7 +257,12 @@ public final class RecordingEngine: @unchecked Sendable {
                 if case .testPattern(_, _, let fps) = spec.source { rate = min(rate ?? fps, fps) }
                 if let rate { interval = UInt64((1e9 / rate).rounded()) }
                 // seq never repeats in a camera's folder: on from the highest stored.
-                let firstSeq = RecordingLayout.highestStoredSeq(out: config.outDirectory, camera: spec.name).map { $0 &+ 1 } ?? 0
+                // (or from where this engine's last run got to, if that is higher: frames paused or
+                // lost there were seen by viewers with their seqs; or from the mark the last stop
+                // left, should the newest minute folders not say: a clock that went back).
+                let stored = RecordingLayout.highestStoredSeq(out: config.outDirectory, camera: spec.name).map { $0 &+ 1 } ?? 0
+                let firstSeq = max(stored, channels[i].nextSeq.load(ordering: .relaxed),
+                                   RecordingLayout.readSeqMark(out: config.outDirectory, camera: spec.name) ?? 0)
                 var settings = CaptureSettings(spec: spec, index: UInt32(i), size: config.size(for: spec), minIntervalNs: interval,
                                                whenFull: config.whenFull(for: spec), frameLimit: config.framesPerCamera)
                 settings.firstSeq = firstSeq
@@ -275,6 +288,15 @@ public final class RecordingEngine: @unchecked Sendable {
             captures.forEach { $0.start() }
             retention?.start()
             cleaner.start()
+        }
+
+        /// A description of a thread of this run that has not ended yet, or nil when all have.
+        func threadsStillRunning() -> String? {
+            unjoinedCaptures.removeAll { $0.join(timeoutNs: 0) }
+            unjoinedWriters.removeAll { $0.join(timeoutNs: 0) }
+            if let capture = unjoinedCaptures.first { return "camera \(capture.settings.spec.name)" }
+            if let writer = unjoinedWriters.first { return "writer \(writer.index)" }
+            return nil
         }
 
         func requestStop(reason: String) {
@@ -328,18 +350,19 @@ public final class RecordingEngine: @unchecked Sendable {
             var stuckCameras: [String] = []
             for capture in captures where !capture.join(timeoutNs: max(left(), 100_000_000)) {
                 stuckCameras.append(capture.settings.spec.name)
+                unjoinedCaptures.append(capture)
             }
             if !stuckCameras.isEmpty {
                 logger.warning("camera(s) \(stuckCameras.joined(separator: ", ")) still blocked in their source; not waiting for them")
             }
             producersDone.set()
             framesReady.ringAll()
-            var drained = true
+            var late: [FrameWriter] = []
             for writer in writers where !writer.join(timeoutNs: left()) {
-                drained = false
+                late.append(writer)
                 writer.abandonDrain()
             }
-            if !drained {
+            if !late.isEmpty {
                 framesReady.ringAll()
                 // Frames still in the ring after the deadline are accounted for as dropped.
                 var abandoned = 0
@@ -348,7 +371,8 @@ public final class RecordingEngine: @unchecked Sendable {
                     pool.release(token.slot)
                     abandoned += 1
                 }
-                for writer in writers where !writer.join(timeoutNs: 1_000_000_000) {
+                for writer in late where !writer.join(timeoutNs: 1_000_000_000) {
+                    unjoinedWriters.append(writer)
                     // Claim the frame it holds, so that it is counted once: failed, by us.
                     if writer.inFlight.compareExchange(expected: 1, desired: 2, ordering: .acquiring).exchanged {
                         counters[writer.inFlightCamera.load(ordering: .relaxed)].failed.add(1, ordering: .relaxed)
@@ -365,6 +389,9 @@ public final class RecordingEngine: @unchecked Sendable {
                 if !retention.join(timeoutNs: 2_000_000_000) {
                     logger.warning("retention is still deleting after 2 s; not waiting for it")
                 }
+            }
+            for channel in engine.channels {
+                RecordingLayout.writeSeqMark(channel.nextSeq.load(ordering: .relaxed), out: config.outDirectory, camera: channel.name)
             }
             return summary(reason: reason, counters: counters, stuck: stuckCameras, retention: retention?.totals ?? RetentionTotals())
         }

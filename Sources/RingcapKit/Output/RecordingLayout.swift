@@ -181,6 +181,31 @@ public enum RecordingLayout {
         return search(folder, level: 0, hour: 0)
     }
 
+    /// `OUT/.ringcap/next-seq-<camera>`: the seq a camera's next frame gets, written when a run
+    /// stops. Start-up takes the highest of it and what the newest minute folders hold, so that a
+    /// clock that went back between two runs (newer frames in older-named folders) cannot make a
+    /// seq repeat.
+    public static func seqMarkFile(out: String, camera: String) -> String { ownFolder(out: out) + "/next-seq-" + camera }
+
+    public static func readSeqMark(out: String, camera: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: seqMarkFile(out: out, camera: camera), encoding: .utf8) else { return nil }
+        return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Best effort (a full disk keeps the old mark): written under a temporary name and renamed
+    /// over the old mark, so that a crash leaves one or the other whole.
+    public static func writeSeqMark(_ next: UInt64, out: String, camera: String) {
+        let path = seqMarkFile(out: out, camera: camera)
+        let temporary = path + temporaryEnding
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let bytes = Array("\(next)\n".utf8)
+        let ok = write(fd, bytes, bytes.count) == bytes.count
+        close(fd)
+        if ok && rename(temporary, path) == 0 { return }
+        unlink(temporary)
+    }
+
     private static func trimmed(_ out: String) -> String {
         out.count > 1 && out.hasSuffix("/") ? String(out.dropLast()) : out
     }
