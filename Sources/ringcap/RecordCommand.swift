@@ -116,7 +116,6 @@ struct RecordOptions: ParsableArguments {
             flags.insert("--" + key.replacingOccurrences(of: "_", with: "-"))
         }
         if !cameras.isEmpty { flags.insert("--camera") }
-        config.progress = isatty(STDERR_FILENO) == 1
         if let file {
             try file.validate(config, flagsGiven: flags, prepare: prepare)
         } else {
@@ -173,7 +172,6 @@ struct Record: ParsableCommand {
         defer { gpsReader.stop() }
 
         let engine = RecordingEngine(config: config, gps: snapshot, logger: logger)
-        engine.onProgress = { line in ProgressLine.show(line) }
         do {
             try engine.start()
         } catch {
@@ -181,9 +179,10 @@ struct Record: ParsableCommand {
             throw ExitCode(69)
         }
         watchSignals { engine.requestStop(reason: "signal") }
+        let progress = ProgressLine.follow(engine)
         var summary = engine.waitUntilStopped()!
+        progress.stop()
         summary.clockOffsetMs = gpsReader.clockOffsetMs
-        ProgressLine.clear()
         StandardError.write(summary.table)
         if let path = config.statsJSONPath, let error = summary.writeJSON(to: path) {
             logger.error("cannot write --stats-json '\(path)': \(error)")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RingcapKit
 import Synchronization
 
 /// Writes to stderr with write(2): FileHandle's write traps when the other end of a pipe is
@@ -44,6 +45,50 @@ enum ProgressLine {
         shown.withLock { current in
             if !current.isEmpty { StandardError.write("\r\u{1B}[K") }
             current = ""
+        }
+    }
+
+    /// Draws `engine`'s progress once a second on a thread of its own (`rc-progress`), from its
+    /// `status()`: the engine never waits for the terminal (one stopped with Ctrl-S blocks only
+    /// this thread). Nothing when stderr is not a terminal. `stop()` ends it and takes the line away.
+    static func follow(_ engine: RecordingEngine) -> Follower {
+        let follower = Follower()
+        guard isTerminal else { return follower }
+        startWorkerThread("rc-progress", done: follower.done) {
+            var last: [Int]?
+            var lastNs = Clock.monotonicNs()
+            while !follower.wake.wait(timeoutNs: 1_000_000_000) {
+                let status = engine.status()
+                guard status.state == .running || status.state == .stopping else { continue }
+                let now = Clock.monotonicNs()
+                let captured = status.cameras.map(\.captured)
+                let seconds = max(Double(now - lastNs) / 1e9, 1e-3)
+                var parts: [String] = []
+                for (i, c) in status.cameras.enumerated() {
+                    let fps = last.map { Double(captured[i] - $0[i]) / seconds } ?? c.fps
+                    var part = "\(c.name) \(c.state) \(String(format: "%.1f", fps)) fps written \(c.written) dropped \(c.dropped)"
+                    if !c.recording { part += " paused \(c.paused)" }
+                    parts.append(part)
+                }
+                show(parts.joined(separator: " | ") + " | ring \(status.ringDepth)")
+                last = captured
+                lastNs = now
+            }
+        }
+        follower.running = true
+        return follower
+    }
+
+    final class Follower: @unchecked Sendable {
+        let wake = MonotonicSemaphore()
+        let done = MonotonicSemaphore()
+        var running = false
+
+        func stop() {
+            guard running else { return }
+            wake.signal()
+            done.wait()
+            ProgressLine.clear()
         }
     }
 

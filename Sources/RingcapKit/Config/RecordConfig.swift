@@ -42,8 +42,6 @@ public struct RecordConfig: Sendable, Equatable {
     public var gps: GPSSpec = .none
     /// A fix older than this (`--gps-max-age`) is still written, marked `"stale": true`.
     public var gpsMaxAgeSeconds: Double = 5
-    /// Print one progress line a second (set when stderr is a terminal).
-    public var progress = false
     /// Network sources: how long an open and a read may block (`--open-timeout`,
     /// `--read-timeout`) before the camera counts as failed and is reopened.
     public var openTimeoutSeconds: Double = 10

@@ -27,16 +27,15 @@ public final class RecordingEngine: @unchecked Sendable {
 
     private enum State {
         case idle
+        /// `start()` is building the pipeline (outside the lock: it reads the disk).
+        case starting
         case running(Run)
         case stopping(Run)
         case stopped(Run)
     }
 
-    /// Protects `state`, `onProgress` and `onTick`.
+    /// Protects `state`.
     private let lock = Mutex<State>(.idle)
-    /// Called about once a second on the supervisor thread with the progress line (when
-    /// `config.progress`). Set before `start()`.
-    public var onProgress: ((String) -> Void)?
     /// Called about once a second on the supervisor thread while recording (`ringcap bench`
     /// samples resident memory with it). Keep it short. Set before `start()`.
     public var onTick: (() -> Void)?
@@ -61,24 +60,27 @@ public final class RecordingEngine: @unchecked Sendable {
     /// Builds the pipeline and starts recording. Throws when nothing could start (the ring does
     /// not fit in memory, a writer could not be made) or when the engine is running already.
     public func start() throws(CaptureError) {
+        try lock.withLock { state throws(CaptureError) in
+            switch state {
+            case .running, .stopping, .starting: throw CaptureError(source: "engine", reason: "already running")
+            case .idle: break
+            case .stopped(let previous):
+                // The new run shares the cameras' counters and taps: no thread of the last one
+                // may still be about to touch them.
+                if let blocked = previous.threadsStillRunning() {
+                    throw CaptureError(source: "engine", reason: "\(blocked) of the previous run is still blocked; try again once it has ended")
+                }
+            }
+            state = .starting
+        }
         let run: Run
         do {
-            run = try lock.withLock { state throws(CaptureError) -> Run in
-                switch state {
-                case .running, .stopping: throw CaptureError(source: "engine", reason: "already running")
-                case .idle: break
-                case .stopped(let previous):
-                    // The new run shares the cameras' counters and taps: no thread of the last one
-                    // may still be about to touch them.
-                    if let blocked = previous.threadsStillRunning() {
-                        throw CaptureError(source: "engine", reason: "\(blocked) of the previous run is still blocked; try again once it has ended")
-                    }
-                }
-                let run = try Run(engine: self)
-                state = .running(run)
-                return run
-            }
+            run = try Run(engine: self)
+        } catch {
+            lock.withLock { $0 = .idle }
+            throw error
         }
+        lock.withLock { $0 = .running(run) }
         run.startThreads()
         startWorkerThread("rc-engine", done: run.supervisorDone) { [self] in
             let summary = run.superviseAndStop()
@@ -106,7 +108,7 @@ public final class RecordingEngine: @unchecked Sendable {
     public func waitUntilStopped() -> RecordingSummary? {
         let run: Run? = lock.withLock { state in
             switch state {
-            case .idle: return nil
+            case .idle, .starting: return nil
             case .running(let run), .stopping(let run), .stopped(let run): return run
             }
         }
@@ -120,7 +122,7 @@ public final class RecordingEngine: @unchecked Sendable {
     public func status() -> EngineStatus {
         let (stateName, run): (EngineStatus.State, Run?) = lock.withLock { state in
             switch state {
-            case .idle: return (.idle, nil)
+            case .idle, .starting: return (.idle, nil)
             case .running(let run): return (.running, run)
             case .stopping(let run): return (.stopping, run)
             case .stopped(let run): return (.stopped, run)
@@ -321,9 +323,6 @@ public final class RecordingEngine: @unchecked Sendable {
                     let captured = counters.map { $0.captured.load(ordering: .relaxed) }
                     let fps = zip(captured, lastCaptured).map { Double($0 - $1) / seconds }
                     recentFPS.withLock { $0 = fps }
-                    if config.progress, let onProgress = engine.onProgress {
-                        onProgress(progressLine(fps: fps))
-                    }
                     lastCaptured = captured
                     lastProgress = now
                     engine.onTick?()
@@ -429,18 +428,6 @@ public final class RecordingEngine: @unchecked Sendable {
                                            retention: retention)
             summary.latencyUs = allCameras
             return summary
-        }
-
-        private func progressLine(fps: [Double]) -> String {
-            var parts: [String] = []
-            for (i, channel) in engine.channels.enumerated() {
-                let c = channel.counters
-                let state = CameraState(rawValue: c.state.load(ordering: .relaxed)) ?? .connecting
-                var part = "\(channel.name) \(state) \(String(format: "%.1f", fps[i])) fps written \(c.written.load(ordering: .relaxed)) dropped \(c.dropped.load(ordering: .relaxed))"
-                if !channel.recording.load(ordering: .relaxed) { part += " paused \(c.paused.load(ordering: .relaxed))" }
-                parts.append(part)
-            }
-            return parts.joined(separator: " | ") + " | ring \(ring.count)"
         }
 
         static func isoTime(_ ns: Int64) -> String {

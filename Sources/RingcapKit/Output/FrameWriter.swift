@@ -190,23 +190,10 @@ final class FrameWriter: @unchecked Sendable {
 
         // Encode, then give the pixels back at once: the pool slot is free while we wait on disk.
         let passthrough = meta.jpegBytes > 0
-        let needed = passthrough ? Int(meta.jpegBytes) : JPEGEncoder.maxSize(width: width, height: height)
-        if needed > jpegCapacity {  // a bigger camera than any before: grow once
-            // posix_memalign, not allocate (which aborts): without memory for it, this frame fails.
-            var raw: UnsafeMutableRawPointer?
-            guard posix_memalign(&raw, 64, needed) == 0, let grown = raw else {
-                camera.pool.release(slot)
-                fail(camera, errno: ENOMEM, what: "no memory for the JPEG of a \(width)x\(height) frame")
-                return .failed
-            }
-            free(jpeg)
-            jpeg = grown
-            jpegCapacity = needed
-        }
         guard let pixels = camera.pool.pixels(slot) else {
             camera.pool.release(slot)
             fail(camera, errno: -1, what: "frame without pixels")
-            return .failed
+            return meta.store ? .failed : .paused
         }
         // Analytics get their shrunk grey copy while the pixels are still here.
         camera.channel.pixels.offer(meta: meta, pixels: pixels)
@@ -214,6 +201,19 @@ final class FrameWriter: @unchecked Sendable {
         if !meta.store && !camera.channel.latest.hasClients {
             camera.pool.release(slot)
             return .paused
+        }
+        let needed = passthrough ? Int(meta.jpegBytes) : JPEGEncoder.maxSize(width: width, height: height)
+        if needed > jpegCapacity {  // a bigger camera than any before: grow once
+            // posix_memalign, not allocate (which aborts): without memory for it, this frame fails.
+            var raw: UnsafeMutableRawPointer?
+            guard posix_memalign(&raw, 64, needed) == 0, let grown = raw else {
+                camera.pool.release(slot)
+                fail(camera, errno: ENOMEM, what: "no memory for the JPEG of a \(width)x\(height) frame")
+                return meta.store ? .failed : .paused
+            }
+            free(jpeg)
+            jpeg = grown
+            jpegCapacity = needed
         }
         let encoded: Result<Int, CaptureError>
         if passthrough {
