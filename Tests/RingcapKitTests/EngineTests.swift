@@ -225,4 +225,33 @@ import Testing
         let seqs = try #require(recordedFrames(in: out).frames["m"]).map(\.seq)
         #expect(seqs == [0, 1, 2, 500, 501, 502, 503, 504, 505])
     }
+
+    /// Retention's deletions reach FrameEvents too: every frame deleted is an event whose path is
+    /// gone from the disk, every frame left was stored and not deleted.
+    @Test func retentionDeletionsAreEvents() throws {
+        let out = try TestEnvironment.scratch("engine-deleted")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let log = LogRecorder()
+        var cfg = config(out, cameras: [CameraSpec(name: "d", source: .testPattern(width: 320, height: 240, fps: 30))])
+        cfg.maxSizeBytes = 150_000
+        cfg.durationSeconds = 3.5
+        let engine = RecordingEngine(config: cfg, logger: log.logger())
+        engine.frameEvents.subscribe()
+        try engine.start()
+        let summary = try #require(engine.waitUntilStopped())
+        var stored = Set<String>(), deleted = Set<String>()
+        while let event = engine.frameEvents.next() {
+            switch event.kind {
+            case .stored: stored.insert(engine.frameEvents.relativePath(of: event))
+            case .frameDeleted: deleted.insert(engine.frameEvents.relativePath(of: event))
+            case .minuteDeleted: Issue.record("no minute folder closes in 3.5 s")
+            }
+        }
+        #expect(engine.frameEvents.overflowed.load(ordering: .relaxed) == 0)
+        #expect(stored.count == summary.totalWritten)
+        #expect(!deleted.isEmpty && deleted.isSubset(of: stored), "\(log.transcript)")
+        #expect(deleted.count * 2 == summary.retention.deletedFiles)
+        let left = Set(try #require(recordedFrames(in: out).frames["d"]).map { String($0.json.dropFirst(out.path.count + 1).dropLast(5)) })
+        #expect(left == stored.subtracting(deleted))
+    }
 }

@@ -1,3 +1,4 @@
+import COpenCV
 import Foundation
 import Synchronization
 import Testing
@@ -148,5 +149,27 @@ import Testing
                 #expect(name.map { minute * 60_000_000_000 + $0.microsInMinute * 1000 } == wallNs)
             }
         }
+    }
+
+    /// The tap's grey copies: a box mean of luma (I420) or of BGR weighted as JPEG's Y.
+    @Test func greyShrinkIsABoxMean() {
+        // 6x4 luma, factor 2: each output pixel the rounded mean of its 2x2 block.
+        let luma: [UInt8] = [0, 2, 10, 20, 100, 100,
+                             4, 6, 30, 40, 100, 101,
+                             255, 255, 1, 1, 7, 9,
+                             255, 254, 1, 2, 8, 10]
+        var out = [UInt8](repeating: 0, count: 6)
+        rc_grey_shrink(luma, 6, 6, 4, 2, &out)
+        #expect(out == [3, 25, 100, 255, 1, 9])
+        // 2x2 BGR, factor 2: pure red, green, blue and white average to Y of their mean colour.
+        let bgr: [UInt8] = [0, 0, 255, 0, 255, 0,
+                            255, 0, 0, 255, 255, 255]
+        var grey: [UInt8] = [0]
+        rc_bgr_grey_shrink(bgr, 6, 2, 2, 2, &grey)
+        // mean B = G = R = 127.5: Y = 127.5, rounded
+        #expect(grey == [128])
+        var red: [UInt8] = [0]
+        rc_bgr_grey_shrink([0, 0, 255], 3, 1, 1, 1, &red)
+        #expect(red == [76], "0.299 × 255")
     }
 }
