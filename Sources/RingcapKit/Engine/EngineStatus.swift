@@ -58,3 +58,12 @@ public struct EngineStatus: Codable, Sendable {
         case ringCapacity = "ring_capacity"
     }
 }
+
+extension RecordingEngine {
+    /// Starts, waits for the end, and returns the summary: a whole recording in one call (the
+    /// bench). Throws only when nothing could start.
+    public func run() throws(CaptureError) -> RecordingSummary {
+        try start()
+        return waitUntilStopped()!
+    }
+}

@@ -438,15 +438,6 @@ public final class RecordingEngine: @unchecked Sendable {
     }
 }
 
-extension RecordingEngine {
-    /// Starts, waits for the end, and returns the summary: a whole recording in one call (the
-    /// bench). Throws only when nothing could start.
-    public func run() throws(CaptureError) -> RecordingSummary {
-        try start()
-        return waitUntilStopped()!
-    }
-}
-
 private extension Int64 {
     var nonZero: Int64? { self == 0 ? nil : self }
 }
