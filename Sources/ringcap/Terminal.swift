@@ -55,24 +55,14 @@ enum ProgressLine {
         let follower = Follower()
         guard isTerminal else { return follower }
         startWorkerThread("rc-progress", done: follower.done) {
-            var last: [Int]?
-            var lastNs = Clock.monotonicNs()
             while !follower.wake.wait(timeoutNs: 1_000_000_000) {
                 let status = engine.status()
                 guard status.state == .running || status.state == .stopping else { continue }
-                let now = Clock.monotonicNs()
-                let captured = status.cameras.map(\.captured)
-                let seconds = max(Double(now - lastNs) / 1e9, 1e-3)
-                var parts: [String] = []
-                for (i, c) in status.cameras.enumerated() {
-                    let fps = last.map { Double(captured[i] - $0[i]) / seconds } ?? c.fps
-                    var part = "\(c.name) \(c.state) \(String(format: "%.1f", fps)) fps written \(c.written) dropped \(c.dropped)"
-                    if !c.recording { part += " paused \(c.paused)" }
-                    parts.append(part)
+                let parts = status.cameras.map { c in
+                    "\(c.name) \(c.state) \(String(format: "%.1f", c.fps)) fps written \(c.written) dropped \(c.dropped)"
+                        + (c.recording ? "" : " paused \(c.paused)")
                 }
                 show(parts.joined(separator: " | ") + " | ring \(status.ringDepth)")
-                last = captured
-                lastNs = now
             }
         }
         follower.running = true

@@ -156,12 +156,10 @@ public final class RecordingEngine: @unchecked Sendable {
                 gpsStatus = .init(mode: 0)
             }
         }
-        return EngineStatus(state: stateName, runStartWallNs: run?.startWallNs ?? lastRunStartWallNs.load(ordering: .relaxed).nonZero,
+        return EngineStatus(state: stateName, runStartWallNs: run?.startWallNs,
                             ringDepth: run?.ring.count ?? 0, ringCapacity: run?.ring.capacity ?? 0,
                             cameras: cameras, gps: gpsStatus)
     }
-
-    fileprivate let lastRunStartWallNs = Atomic<Int64>(0)
 
     /// One run: everything `start()` builds, owned by the supervisor thread once started.
     private final class Run: @unchecked Sendable {
@@ -201,7 +199,6 @@ public final class RecordingEngine: @unchecked Sendable {
             self.config = config
             self.logger = logger
             let startWallNs = self.startWallNs
-            engine.lastRunStartWallNs.store(startWallNs, ordering: .relaxed)
             let channels = engine.channels
             for channel in channels { channel.counters.reset() }
             recentFPS = Mutex(Array(repeating: 0, count: channels.count))
@@ -436,8 +433,4 @@ public final class RecordingEngine: @unchecked Sendable {
             return String(decoding: UnsafeBufferPointer(start: sink.base, count: sink.count), as: UTF8.self)
         }
     }
-}
-
-private extension Int64 {
-    var nonZero: Int64? { self == 0 ? nil : self }
 }
