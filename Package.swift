@@ -3,7 +3,7 @@
 // ringcap: a multi-camera frame recorder. See README.md and ../shared/design.md.
 //
 // Module graph (one direction only):
-//   ringcap (CLI) -> RingcapBench -> RingcapKit -> RingBuffer, COpenCV, CGPS
+//   ringcap (CLI) -> RingcapHTTP, RingcapBench -> RingcapKit -> RingBuffer, COpenCV, CGPS
 import PackageDescription
 
 /// OpenCV 4 from Debian puts its headers under /usr/include/opencv4; the lean -dev packages
@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "RingBuffer", targets: ["RingBuffer"]),
         .library(name: "RingcapKit", targets: ["RingcapKit"]),
         .library(name: "RingcapBench", targets: ["RingcapBench"]),
+        .library(name: "RingcapHTTP", targets: ["RingcapHTTP"]),
         .executable(name: "ringcap", targets: ["ringcap"]),
     ],
     dependencies: [
@@ -25,6 +26,15 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // `ringcap record --config FILE`: YAML, as Frigate's and go2rtc's users write it.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // `ringcap record --http`: the live view, control, metrics and login.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -70,10 +80,28 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The HTTP server: a service beside the engine, using its taps and controls.
+        .target(
+            name: "RingcapHTTP",
+            dependencies: [
+                "RingcapKit", "COpenCV",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ]
+        ),
         .executableTarget(
             name: "ringcap",
             dependencies: [
-                "RingcapKit", "RingcapBench",
+                "RingcapKit", "RingcapBench", "RingcapHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -81,7 +109,9 @@ let package = Package(
         .testTarget(name: "RingBufferTests", dependencies: ["RingBuffer"]),
         // Depends on the executable so that `swift test` builds it: the end-to-end tests run the real
         // `ringcap` binary found beside the test bundle.
-        .testTarget(name: "RingcapKitTests", dependencies: ["RingcapKit", "RingcapBench", "RingBuffer", "COpenCV", "ringcap"]),
+        .testTarget(name: "RingcapKitTests", dependencies: [
+            "RingcapKit", "RingcapBench", "RingBuffer", "COpenCV", "ringcap", "RingcapHTTP",
+        ]),
     ],
     cxxLanguageStandard: .cxx17
 )

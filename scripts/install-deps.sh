@@ -22,6 +22,9 @@ test_packages=(
   strace                          # which clock each timed wait uses
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly   # an RTSP server on loopback
+  chromium fonts-dejavu-core      # a real browser for the live page, headless
+  apache2-utils                   # htpasswd -B: the login's users
+  prometheus                      # promtool checks /metrics
 )
 
 wanted=("${build_packages[@]}")

@@ -99,6 +99,7 @@ public enum BenchError: Error, CustomStringConvertible {
     case capture(CaptureError)
     case config(ConfigError)
     case nothingWritten(scenario: String)
+    case live(String)
 
     public var description: String {
         switch self {
@@ -106,6 +107,7 @@ public enum BenchError: Error, CustomStringConvertible {
         case .capture(let error): return "\(error)"
         case .config(let error): return "\(error)"
         case .nothingWritten(let scenario): return "scenario \(scenario): nothing was written"
+        case .live(let reason): return "scenario live: \(reason)"
         }
     }
 }

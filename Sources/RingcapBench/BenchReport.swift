@@ -14,6 +14,9 @@ public enum BenchScenario: String, CaseIterable, Sendable {
     case latency
     /// 1, 2, 4, 8 test cameras 640x480@30: CPU per frame at each count.
     case scale
+    /// 2 test cameras 1280x720@15 recorded by a `ringcap record --http` child: CPU per frame with
+    /// 0, 1, 10, 50 viewers and 10 of a variant, against a C sender of the same bytes.
+    case live
 }
 
 /// One recording of the bench, as printed: one JSON object with exactly the names of

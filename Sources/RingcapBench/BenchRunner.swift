@@ -135,6 +135,8 @@ public final class BenchRunner: @unchecked Sendable {
             let specs = paths.enumerated().map { CameraSpec(name: "file\($0)", source: .file(path: $1)) }
             return [try record(scenario, folder: "files", cameras: specs, frames: frames, duration: nil,
                                framesPerCamera: perCamera, limitBefore: before)]
+        case .live:
+            return []  // not a recording of this process: LiveBench
         }
     }
 

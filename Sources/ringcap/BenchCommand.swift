@@ -1,3 +1,4 @@
+import COpenCV
 import ArgumentParser
 import Foundation
 import Logging
@@ -31,7 +32,7 @@ struct Bench: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The scenario to run: sustained, saturate, files, latency or scale. Default: all of them, in that order.", valueName: "NAME"))
+    @Option(help: ArgumentHelp("The scenario to run: sustained, saturate, files, latency, scale or live. Default: all of them, in that order.", valueName: "NAME"))
     var scenario: BenchScenario?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("How long each recording runs, in seconds (scale makes four recordings).", valueName: "N"))
@@ -66,8 +67,21 @@ struct Bench: ParsableCommand {
             tableOutput.write(Data(report.detailLines.utf8))
         }
         var reports: [BenchReport] = []
+        var liveSummary = ""
         for scenario in scenario.map({ [$0] }) ?? BenchScenario.allCases {
             if runner.isStopped { break }
+            if scenario == .live {
+                let bench = LiveBench(binary: "/proc/self/exe", seconds: seconds.value, logger: Logger(label: "ringcap")) { runner.isStopped }
+                do {
+                    let result = try bench.run()
+                    if json { for level in result.levels { FileHandle.standardOutput.write(Data((LiveBench.jsonLine(level) + "\n").utf8)) } }
+                    liveSummary = "\n" + LiveBench.table(result.levels) + result.summary + "\n"
+                } catch {
+                    StandardError.write("ringcap: \(error)\n")
+                    throw ExitCode(69)
+                }
+                continue
+            }
             do {
                 reports += try runner.run(scenario)
             } catch {
@@ -76,7 +90,8 @@ struct Bench: ParsableCommand {
             }
         }
         let cpu = machineDescription()
-        tableOutput.write(Data(("\n" + BenchReport.table(reports) + cpu + "\n").utf8))
+        if !reports.isEmpty { tableOutput.write(Data(("\n" + BenchReport.table(reports)).utf8)) }
+        tableOutput.write(Data((liveSummary + cpu + "\n").utf8))
     }
 
     /// "2 cores (AMD EPYC)": what the figures were measured on, from /proc/cpuinfo.
@@ -89,3 +104,22 @@ struct Bench: ParsableCommand {
     }
 }
 
+
+/// `ringcap bench-floor`: the live benchmark's floor, a plain C MJPEG sender (not for users).
+struct BenchFloor: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench-floor", abstract: "The live benchmark's floor.", shouldDisplay: false)
+    @Option var port: Int
+    @Option var jpeg: String
+    @Option var streams = 2
+    @Option var fps = 15.0
+
+    func run() throws {
+        let bytes = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: jpeg))) ?? Data())
+        guard !bytes.isEmpty else { throw ValidationError("--jpeg '\(jpeg)': cannot read it") }
+        var message = [CChar](repeating: 0, count: 256)
+        guard rc_mjpeg_floor_serve(Int32(port), bytes, bytes.count, Int32(streams), fps, &message, message.count) == RC_OK else {
+            StandardError.write("ringcap bench-floor: \(String(cString: message))\n")
+            throw ExitCode(69)
+        }
+    }
+}

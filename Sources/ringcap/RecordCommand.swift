@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RingcapHTTP
 import RingcapKit
 
 /// The flags of `ringcap record` (and `ringcap config check`), as typed: each given one is read
@@ -88,6 +89,21 @@ struct RecordOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), parsing: .unconditional, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. Default: \(defaults.logLevel.rawValue).", valueName: "LEVEL"))
     var logLevel: String?
 
+    @Option(name: .customLong("http"), parsing: .unconditional,
+            help: ArgumentHelp("Serve the live view, control, /metrics and /api/health on [ADDR:]PORT (ADDR: 127.0.0.1 unless given; 0.0.0.0 for every address; port 0: any free one). Default: off.", valueName: "[ADDR:]PORT"))
+    var http: String?
+
+    @Option(name: .customLong("http-auth"), parsing: .unconditional,
+            help: ArgumentHelp("An htpasswd file of bcrypt entries (htpasswd -B): the page asks for a login, the API takes it as HTTP Basic or the page's session cookie. Needed to listen beyond this machine.", valueName: "FILE"))
+    var httpAuth: String?
+
+    @Flag(name: .customLong("http-insecure"), help: "Allow --http on a non-loopback address without --http-auth: anyone who can reach it may watch and switch recording.")
+    var httpInsecure = false
+
+    @Option(name: .customLong("http-max-clients"), parsing: .unconditional,
+            help: ArgumentHelp("Requests the HTTP server serves at once (streams count while open), 1-10000; the next gets 503. Default: \(defaults.httpMaxClients).", valueName: "N"))
+    var httpMaxClients: String?
+
     /// The flags given, as config keys and their text, in a fixed order.
     var given: [(key: String, text: String)] {
         let all: [(String, String?)] = [
@@ -96,7 +112,8 @@ struct RecordOptions: ParsableArguments {
             ("gps", gps), ("gps_max_age", gpsMaxAge), ("stats_json", statsJSON), ("keep_free", keepFree),
             ("max_size", maxSize), ("fsync", fsync ? "true" : nil), ("open_timeout", openTimeout),
             ("read_timeout", readTimeout), ("rtsp_transport", rtspTransport), ("drain_timeout", drainTimeout),
-            ("log_level", logLevel),
+            ("log_level", logLevel), ("http", http), ("http_auth", httpAuth),
+            ("http_insecure", httpInsecure ? "true" : nil), ("http_max_clients", httpMaxClients),
         ]
         return all.compactMap { key, text in text.map { (key, $0) } }
     }
@@ -172,16 +189,31 @@ struct Record: ParsableCommand {
         defer { gpsReader.stop() }
 
         let engine = RecordingEngine(config: config, gps: snapshot, logger: logger)
+        // The live view listens before the first frame: a port in use stops us before recording.
+        var server: LiveServer?
+        if config.http != nil {
+            do {
+                server = try LiveServer(engine: engine, clockOffsetMs: { gpsReader.clockOffsetMs }, logger: logger)
+                try server?.start()
+            } catch {
+                StandardError.write("ringcap: \(error)\n")
+                if case .listen = error { throw ExitCode(69) }
+                throw ExitCode(64)
+            }
+        }
         do {
             try engine.start()
         } catch {
             logger.critical("\(error)")
+            server?.stop()
             throw ExitCode(69)
         }
         watchSignals { engine.requestStop(reason: "signal") }
         let progress = ProgressLine.follow(engine)
         var summary = engine.waitUntilStopped()!
         progress.stop()
+        // After the drain: open streams and sockets end, then the server (about a second).
+        server?.stop()
         summary.clockOffsetMs = gpsReader.clockOffsetMs
         StandardError.write(summary.table)
         if let path = config.statsJSONPath, let error = summary.writeJSON(to: path) {

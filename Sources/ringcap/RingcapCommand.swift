@@ -21,7 +21,7 @@ struct Ringcap: ParsableCommand {
               ringcap bench --scenario saturate
             """,
         version: RingcapVersion.string,
-        subcommands: [Record.self, Bench.self, ConfigCommand.self],
+        subcommands: [Record.self, Bench.self, ConfigCommand.self, BenchFloor.self],
         defaultSubcommand: nil
     )
 

@@ -151,6 +151,28 @@ int rc_jpeg_encode_i420(rc_jpeg_encoder *_Nonnull encoder, const rc_i420 *_Nonnu
                         uint8_t *_Nonnull dst, size_t dst_cap, size_t *_Nonnull out_len, char *_Nonnull msg,
                         size_t msg_len);
 
+/// A JPEG made again at another width or quality, for the live view's variants: decoded with
+/// libjpeg's DCT scaling (straight to the smallest 1/8 step not narrower than asked), shrunk to
+/// the exact width (area average, even height, aspect kept), encoded at `quality`. Reuses its
+/// buffers: after the first frame of a size, no allocation. Owned by one thread at a time.
+typedef struct rc_jpeg_scaler rc_jpeg_scaler;
+
+rc_jpeg_scaler *_Nullable rc_jpeg_scaler_create(char *_Nonnull msg, size_t msg_len);
+void rc_jpeg_scaler_destroy(rc_jpeg_scaler *_Nullable scaler);
+/// `width` 0 (or not below the source's): the source's size. `dst` of at least
+/// rc_jpeg_max_size(source width, source height). The result's size in `*out_width`, `*out_height`.
+int rc_jpeg_rescale(rc_jpeg_scaler *_Nonnull scaler, const uint8_t *_Nonnull src, size_t n, int width, int quality,
+                    uint8_t *_Nonnull dst, size_t dst_cap, size_t *_Nonnull out_len, int *_Nonnull out_width,
+                    int *_Nonnull out_height, char *_Nonnull msg, size_t msg_len);
+
+/// The live benchmark's floor: serves `streams` MJPEG streams of the same JPEG at `fps` on
+/// 127.0.0.1:`port`, as ringcap's stream.mjpg sends them (chunked parts with Content-Type,
+/// Content-Length and X-Timestamp), to every client that asks, from one thread with plain
+/// blocking send(). The client's path picks the stream (the digit after "cam"). Runs until
+/// SIGTERM or SIGINT. RC_FAIL when it cannot listen.
+int rc_mjpeg_floor_serve(int port, const uint8_t *_Nonnull jpeg, size_t jpeg_len, int streams, double fps,
+                         char *_Nonnull msg, size_t msg_len);
+
 /// Decodes an image file with OpenCV (imread) and reports its size, and the mean BGR of the
 /// block [x, x+w) × [y, y+h). For tests and tools that must check what was written with an
 /// independent decoder; not used while recording.

@@ -10,6 +10,10 @@ extension CaptureThread {
         if lastSize.width != 0 && (lastSize.width != width || lastSize.height != height) {
             logger.notice("frame size changed from \(lastSize.width)x\(lastSize.height) to \(width)x\(height)")
         }
+        if lastSize.width != width || lastSize.height != height {
+            counters.width.store(width, ordering: .relaxed)
+            counters.height.store(height, ordering: .relaxed)
+        }
         lastSize = (width, height)
     }
 
@@ -58,6 +62,7 @@ extension CaptureThread {
         } else if let pattern {
             width = pattern.width
             height = pattern.height
+            noteSize(width: width, height: height)
             guard Self.render(pattern, into: pool, slot: slot, frame: seq, wallNs: wall) else {
                 return .frameFailed("no memory for a \(width)x\(height) frame")
             }
@@ -76,6 +81,7 @@ extension CaptureThread {
             isI420 = false  // OpenCV gives packed BGR
             (width, height) = capture.size
             guard width > 0, height > 0 else { return .sourceFailed(.failed("the source reports no frame size")) }
+            if lastSize.width == 0 { noteSize(width: width, height: height) }
             guard let buffer = pool.buffer(slot, atLeast: width * height * 3) else {
                 return .frameFailed("no memory for a \(width)x\(height) frame")
             }

@@ -182,7 +182,8 @@ extension RecordConfig: Decodable {
     /// The recording's keys in a config file, in the order `yaml` writes them.
     public static let fileKeys = ["out", "fps", "size", "quality", "passthrough", "writers", "ring", "when_full",
                                   "duration", "frames", "gps", "gps_max_age", "stats_json", "keep_free", "max_size",
-                                  "fsync", "open_timeout", "read_timeout", "rtsp_transport", "drain_timeout", "log_level"]
+                                  "fsync", "open_timeout", "read_timeout", "rtsp_transport", "drain_timeout", "log_level",
+                                  "http", "http_auth", "http_insecure", "http_max_clients"]
 
     /// The file's keys over the defaults (`RecordConfig(cameras: [])`), each read as the flag of
     /// its name reads its value (`set(_:to:)`).

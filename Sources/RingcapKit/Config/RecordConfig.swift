@@ -56,6 +56,14 @@ public struct RecordConfig: Sendable, Equatable {
     public var maxSizeBytes: UInt64?
     /// `--log-level`.
     public var logLevel: Logger.Level = .info
+    /// `--http [ADDR:]PORT`: the live view and control server; nil: none.
+    public var http: HTTPListen?
+    /// `--http-auth FILE`: an htpasswd file of bcrypt entries; nil: no login.
+    public var httpAuthFile: String?
+    /// `--http-insecure`: allow a non-loopback address without a login.
+    public var httpInsecure = false
+    /// `--http-max-clients`: requests served at once; the next gets 503.
+    public var httpMaxClients = 64
 
     /// The timeouts handed to each capture, in the shim's milliseconds.
     public var captureTimeouts: CaptureTimeouts {
@@ -165,6 +173,7 @@ public struct RecordConfig: Sendable, Equatable {
             throw .invalidValue(flag: "--max-size", value: "0", reason: "must be a positive size such as 500MB")
         }
         try Self.validateGPSDevice(gps)
+        try validateHTTP()
         guard !outDirectory.isEmpty else {
             throw .outputNotWritable(path: outDirectory, reason: "the path is empty")
         }

@@ -37,6 +37,10 @@ extension RecordConfig {
             case "read_timeout": readTimeoutSeconds = try ConfigValue.number(text)
             case "rtsp_transport": rtspTransport = try ConfigValue.choice(text, RTSPTransport.self)
             case "drain_timeout": drainTimeoutSeconds = try ConfigValue.number(text)
+            case "http": http = text.isEmpty ? nil : try HTTPListen(parsing: text)
+            case "http_auth": httpAuthFile = text.isEmpty ? nil : text
+            case "http_insecure": httpInsecure = try ConfigValue.boolean(text)
+            case "http_max_clients": httpMaxClients = try ConfigValue.integer(text)
             case "log_level":
                 guard let level = Logger.Level(rawValue: text) else {
                     throw bad("expected trace, debug, info, notice, warning, error or critical")
@@ -111,6 +115,10 @@ extension RecordConfig {
         lines.append("rtsp_transport: \(rtspTransport.rawValue)")
         lines.append("drain_timeout: \(n(drainTimeoutSeconds))")
         lines.append("log_level: \(logLevel.rawValue)")
+        opt("http", http) { q($0.description) }
+        opt("http_auth", httpAuthFile, q)
+        lines.append("http_insecure: \(httpInsecure)")
+        lines.append("http_max_clients: \(httpMaxClients)")
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -152,6 +160,10 @@ extension RecordConfig {
         rtsp_transport: tcp             # or udp
         drain_timeout: 5                # seconds the writers may drain the ring at the end
         log_level: info                 # trace, debug, info, notice, warning, error, critical
+        # http: 8080                    # live view and control on 127.0.0.1:8080; 0.0.0.0:8080 for the network
+        # http_auth: /etc/ringcap/htpasswd  # login (htpasswd -B); needed beyond this machine
+        http_insecure: false            # true: allow the network in without a login
+        http_max_clients: 64            # requests served at once; the next gets 503
 
         """
 }

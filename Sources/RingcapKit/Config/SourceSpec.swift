@@ -89,6 +89,17 @@ public enum SourceSpec: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// `description` with the password of a URL's user info replaced by `***`: for pages, APIs
+    /// and logs others may read.
+    public var redactedDescription: String {
+        guard case .stream(let url) = self, let scheme = url.range(of: "://"),
+              let at = url[scheme.upperBound...].firstIndex(of: "@"),
+              !url[scheme.upperBound..<at].contains("/") else { return description }
+        let userInfo = url[scheme.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return description }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
     public var description: String {
         switch self {
         case .device(let index): return "/dev/video\(index)"

@@ -43,6 +43,13 @@ public struct CameraControl: Sendable {
 
     /// The camera's newest JPEG (live view, snapshots). Add a client to have writers fill it.
     public var latestJPEG: LatestJPEG { channel.latest }
+    /// The newest frame's width (0 before the first).
+    public var frameWidth: Int { channel.counters.width.load(ordering: .relaxed) }
+
+    /// Stored frames per grab-to-stored latency bucket (`CameraCounters.latencyBucketBoundsUs`,
+    /// then one above them) and the sum, µs: for /metrics.
+    public func latencyHistogram() -> (counts: [Int], sumUs: Int) { channel.counters.latencyHistogram() }
+
     /// A shrunk grey copy of its frames (analytics). Subscribe to have writers fill it.
     public var pixelTap: PixelTap { channel.pixels }
 }

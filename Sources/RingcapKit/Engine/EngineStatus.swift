@@ -10,10 +10,16 @@ public struct EngineStatus: Codable, Sendable {
 
     public struct Camera: Codable, Sendable {
         public var name: String
+        /// The source as configured, with any password in a URL replaced by `***`.
+        public var source: String
         /// connecting, streaming, backoff, finished or stopped.
         public var state: String
         public var recording: Bool
         public var captured: Int, written: Int, dropped: Int, failed: Int, paused: Int
+        /// Times the camera was opened again after a failure, this run.
+        public var reconnects: Int
+        /// The newest frame's size; 0 before the first.
+        public var width: Int, height: Int
         /// Frames captured per second over the last second.
         public var fps: Double
         /// Grab-to-stored latency of the newest stored frames (up to 256), ms; nil before any.
@@ -22,7 +28,7 @@ public struct EngineStatus: Codable, Sendable {
         public var lastFrameWallNs: Int64?
 
         enum CodingKeys: String, CodingKey {
-            case name, state, recording, captured, written, dropped, failed, paused, fps
+            case name, source, state, recording, captured, written, dropped, failed, paused, reconnects, fps, width, height
             case latencyMs = "latency_ms"
             case lastFrameWallNs = "last_frame_ns"
         }
@@ -50,9 +56,11 @@ public struct EngineStatus: Codable, Sendable {
     public var cameras: [Camera]
     /// nil when the engine reads no GPS.
     public var gps: GPS?
+    /// What retention deleted this run (zeros without retention).
+    public var retention: RetentionTotals
 
     enum CodingKeys: String, CodingKey {
-        case state, cameras, gps
+        case state, cameras, gps, retention
         case runStartWallNs = "run_start_ns"
         case ringDepth = "ring_depth"
         case ringCapacity = "ring_capacity"

@@ -138,11 +138,13 @@ public final class RecordingEngine: @unchecked Sendable {
             }
             let last = c.lastFrameWallNs.load(ordering: .relaxed)
             return EngineStatus.Camera(
-                name: channel.name, state: (CameraState(rawValue: c.state.load(ordering: .relaxed)) ?? .connecting).description,
+                name: channel.name, source: config.cameras[channel.index].source.redactedDescription,
+                state: (CameraState(rawValue: c.state.load(ordering: .relaxed)) ?? .connecting).description,
                 recording: channel.recording.load(ordering: .relaxed),
                 captured: c.captured.load(ordering: .relaxed), written: c.written.load(ordering: .relaxed),
                 dropped: c.dropped.load(ordering: .relaxed), failed: c.failed.load(ordering: .relaxed),
-                paused: c.paused.load(ordering: .relaxed),
+                paused: c.paused.load(ordering: .relaxed), reconnects: c.reconnects.load(ordering: .relaxed),
+                width: c.width.load(ordering: .relaxed), height: c.height.load(ordering: .relaxed),
                 fps: channel.index < fps.count ? fps[channel.index] : 0,
                 latencyMs: latencies.isEmpty ? nil : .init(p50: ms(50), p90: ms(90), p99: ms(99)),
                 lastFrameWallNs: last == 0 ? nil : last)
@@ -158,7 +160,7 @@ public final class RecordingEngine: @unchecked Sendable {
         }
         return EngineStatus(state: stateName, runStartWallNs: run?.startWallNs,
                             ringDepth: run?.ring.count ?? 0, ringCapacity: run?.ring.capacity ?? 0,
-                            cameras: cameras, gps: gpsStatus)
+                            cameras: cameras, gps: gpsStatus, retention: run?.retention?.totals ?? RetentionTotals())
     }
 
     /// One run: everything `start()` builds, owned by the supervisor thread once started.

@@ -24,6 +24,14 @@ public final class Doorbell: @unchecked Sendable {
         if sleepers.load(ordering: .relaxed) > 0 { semaphore.signal() }
     }
 
+    /// Wakes every sleeper there is; as cheap as `ring()` when there is none.
+    @inline(__always)
+    public func ringEverySleeper() {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        let n = sleepers.load(ordering: .relaxed)
+        for _ in 0..<max(0, n) { semaphore.signal() }
+    }
+
     /// Wakes every sleeper (shutdown).
     public func ringAll() {
         atomicMemoryFence(ordering: .sequentiallyConsistent)

@@ -33,6 +33,8 @@ public final class LatestJPEG: @unchecked Sendable {
     /// The published frame: `seq << 8 | (slot + 1)`; 0 when nothing was offered yet.
     private let latest = Atomic<UInt64>(0)
     private let clients = Atomic<Int>(0)
+    /// Rung after each publish, for readers that sleep until a newer frame (`waitForNewer`).
+    private let bell = Doorbell()
     /// Frames offered while someone watched and copied in.
     public let published = Atomic<Int>(0)
     /// Frames not copied in: every slot was busy, no memory for a bigger one, or a newer frame
@@ -86,6 +88,31 @@ public final class LatestJPEG: @unchecked Sendable {
             return try body(UnsafeRawBufferPointer(start: buffers[slot], count: frame.bytes), frame)
         }
     }
+
+    /// The newest frame's seq; nil before the first offer seen by a client.
+    public var latestSeq: UInt64? {
+        let word = latest.load(ordering: .acquiring)
+        return word == 0 ? nil : word >> 8
+    }
+
+    /// Sleeps until a frame newer than `seq` (any, when nil) is published or `timeoutNs` passed;
+    /// true when there is one. For a reader's own thread (it blocks).
+    public func waitForNewer(than seq: UInt64?, timeoutNs: UInt64) -> Bool {
+        let deadline = Clock.monotonicNs() &+ timeoutNs
+        func newer() -> Bool {
+            guard let latest = latestSeq else { return false }
+            return seq.map { latest > $0 } ?? true
+        }
+        while true {
+            if newer() { return true }
+            let now = Clock.monotonicNs()
+            guard now < deadline else { return false }
+            if bell.wait(timeoutNs: deadline - now, recheck: newer) { return true }
+        }
+    }
+
+    /// Wakes every reader in `waitForNewer` (a reader that is shutting down).
+    public func wakeReaders() { bell.ringAll() }
 
     /// The newest frame copied into `into` (resized to fit), if newer than `seq`.
     public func copyLatest(newerThan seq: UInt64? = nil, into bytes: inout [UInt8]) -> Frame? {
@@ -154,6 +181,11 @@ public final class LatestJPEG: @unchecked Sendable {
             seen = original
         }
         states[claimed].store(0, ordering: .releasing)
-        if done { published.add(1, ordering: .relaxed) } else { skipped.add(1, ordering: .relaxed) }
+        if done {
+            published.add(1, ordering: .relaxed)
+            bell.ringEverySleeper()
+        } else {
+            skipped.add(1, ordering: .relaxed)
+        }
     }
 }
